@@ -1,0 +1,59 @@
+"""The accepted referral as the rest of the pipeline sees it: plain, typed, normalised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+
+@dataclass(frozen=True)
+class Referral:
+    referral_id: str
+    upn: str
+    legal_forename: str
+    legal_surname: str
+    date_of_birth: date
+    year_group: str  # "R" or "1".."11"
+    sen_status: str  # "No SEN" | "SEN support" | "EHCP"
+    looked_after_child: bool
+    parent_carer_name: str
+    reintegration_reason: str  # "Medical provision" | "Alternative provision" | "Direction off-site" | "Fair Access Protocol"
+    returning_via_fap: bool
+    current_provision_type: str  # "Alternative provision" | "School" | "Medical provision"
+    current_provision_name: str
+    referring_school: str
+    receiving_school: str
+    receiving_school_contact: str
+    receiving_school_email: str
+    decision_date: date
+    planned_return_date: date
+    key_worker: str
+    buddy: str
+    reasonable_adjustments: tuple[str, ...]
+    inclusions_officer: str
+    inclusions_officer_email: str
+    preferred_name: str | None = None
+    social_worker: str | None = None
+    parent_carer_email: str | None = None
+    parent_carer_phone: str | None = None
+    ipa_reference: str | None = None
+    ipa_start_date: date | None = None
+    ipa_end_date: date | None = None
+    planning_meeting_date: date | None = None
+    previous_return_date: date | None = None
+    strengths_and_interests: str | None = None
+    needs_and_triggers: str | None = None
+    additional_support: str | None = None
+    review_frequency_weeks: int = 2
+    settling_in_period_weeks: int = 6
+    # the spreadsheet row this came from, for messages
+    row: int | None = field(default=None, compare=False)
+
+    @property
+    def greeting_name(self) -> str:
+        return self.preferred_name or self.legal_forename
+
+    @property
+    def from_ap(self) -> bool:
+        """Clause 3.6 vs 3.7: which letter this pupil's placement gets."""
+        return self.current_provision_type == "Alternative provision"
