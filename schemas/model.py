@@ -55,5 +55,6 @@ class Referral:
 
     @property
     def from_ap(self) -> bool:
-        """Clause 3.6 vs 3.7: which letter this pupil's placement gets."""
-        return self.current_provision_type == "Alternative provision"
+        """Clause 3.6 vs 3.7: which letter this pupil's placement gets. A medical provision is an alternative
+        provision in the DfE's terms, so it gets the AP's invitation too."""
+        return self.current_provision_type != "School"

@@ -1,0 +1,181 @@
+"""The `reintegrate` command: a thin layer that turns options into library calls and known errors into
+one-sentence messages and SPEC 1's exit codes (0 all accepted, 1 rows rejected, 2 unreadable input or usage)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from pipeline.config import load_config
+from pipeline.errors import InputError, ReintegrateError
+
+EXIT_UNREADABLE = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(EXIT_UNREADABLE)
+
+
+def _as_of(ctx, param, value) -> date:
+    if value is None:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a date written YYYY-MM-DD, e.g. 2026-11-30") from None
+
+
+as_of_option = click.option("--as-of", callback=_as_of, metavar="YYYY-MM-DD",
+                            help="The date the rules are judged on (default: today).")
+config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                             help="Settings file (default: reintegrate.toml in this folder, if any).")
+outbox_option = click.option("--outbox", type=click.Path(file_okay=False), default=None,
+                             help="Folder for run folders (default: outbox, or the config's outbox).")
+
+
+def _config(config_path, outbox=None):
+    try:
+        config = load_config(config_path)
+    except ReintegrateError as exc:
+        _fail(str(exc))
+    if outbox:
+        from dataclasses import replace
+
+        config = replace(config, outbox=Path(outbox))
+    return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reintegrate")
+def main():
+    """Turn a spreadsheet of pupil referrals into validated reintegration plans, meeting letters and a
+    review tracker, following Havering's Reintegration Policy 2023/24.
+
+    \b
+    Start with:   reintegrate template referrals.xlsx
+    Then:         reintegrate validate referrals.xlsx
+    And:          reintegrate run referrals.xlsx
+    """
+
+
+def _report(result, out) -> None:
+    import json
+
+    data = json.loads((result.run_dir / "summary.json").read_text(encoding="utf-8"))
+    click.echo(f"{result.input.name}: {result.rows} rows, {result.accepted} accepted, {result.rejected} rejected, "
+               f"{result.warnings} warnings -> {result.run_dir}", err=out)
+    for issue in data["file_issues"]:
+        click.echo(f"  {issue['severity']}: {issue['message']}", err=out)
+    for referral in data["referrals"]:
+        for issue in referral["issues"]:
+            if issue["severity"] == "error":
+                click.echo(f"  row {referral['row']} ({referral['referral_id'] or 'no ID'}): {issue['message']}", err=out)
+
+
+def _process(spreadsheets, *, as_of, config_path, outbox, documents, workers=None) -> int:
+    from pipeline.run import process_file
+
+    config = _config(config_path, outbox)
+    worst = 0
+    for spreadsheet in spreadsheets:
+        try:
+            progress = None
+            if documents and sys.stderr.isatty():
+                progress = _ProgressBar()
+            try:
+                result = process_file(spreadsheet, config=config, as_of=as_of, documents=documents,
+                                      workers=workers, progress=progress)
+            finally:
+                if progress:
+                    progress.close()
+        except InputError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            worst = max(worst, EXIT_UNREADABLE)
+            continue
+        except ReintegrateError as exc:
+            _fail(str(exc))
+        _report(result, out=False)
+        worst = max(worst, result.exit_code)
+    return worst
+
+
+class _ProgressBar:
+    """A progress bar on a terminal only; created lazily once the total is known."""
+
+    def __init__(self):
+        self.bar = click.progressbar(length=0, label="Writing plans and letters", file=sys.stderr)
+        self.started = False
+
+    def __call__(self, done: int) -> None:
+        if not self.started:
+            self.bar.__enter__()
+            self.started = True
+        self.bar.length = max(self.bar.length or 0, self.bar.pos + done)
+        self.bar.update(done)
+
+    def close(self):
+        if self.started:
+            self.bar.__exit__(None, None, None)
+
+
+spreadsheets_argument = click.argument("spreadsheets", nargs=-1, required=True,
+                                       type=click.Path(dir_okay=False, path_type=Path))
+
+
+@main.command()
+@spreadsheets_argument
+@outbox_option
+@as_of_option
+@click.option("--send", is_flag=True, help="Email the documents after the run (see `reintegrate send`).")
+@config_option
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes rendering documents in parallel (default: chosen from the batch size and CPUs).")
+def run(spreadsheets, outbox, as_of, send, config_path, workers):
+    """Check every referral row and write plans, letters, the review tracker and reports for the accepted
+    rows into a new run folder in the outbox.
+
+    \b
+    Example:
+      reintegrate run examples/referrals-spring-2027.xlsx --as-of 2026-11-30
+    """
+    code = _process(spreadsheets, as_of=as_of, config_path=config_path, outbox=outbox, documents=True, workers=workers)
+    sys.exit(code)
+
+
+@main.command()
+@spreadsheets_argument
+@outbox_option
+@as_of_option
+@config_option
+def validate(spreadsheets, outbox, as_of, config_path):
+    """Check every referral row against the schema and the policy; write only the validation report and
+    summary.json (no documents).
+
+    \b
+    Example:
+      reintegrate validate examples/referrals-spring-2027.xlsx --as-of 2026-11-30
+    """
+    sys.exit(_process(spreadsheets, as_of=as_of, config_path=config_path, outbox=outbox, documents=False))
+
+
+@main.command()
+@click.argument("path", required=False, default="referrals-template.xlsx", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the file if it exists.")
+def template(path, force):
+    """Write a blank referral workbook with the exact headings, drop-down lists, date formats and an
+    Instructions sheet.
+
+    \b
+    Example:
+      reintegrate template referrals-spring-2027.xlsx
+    """
+    from pipeline.template_workbook import write_template
+
+    if path.exists() and not force:
+        _fail(f"{path} already exists; choose another name or add --force to replace it")
+    write_template(path)
+    click.echo(f"Wrote {path}")

@@ -1,0 +1,94 @@
+"""Rendering and writing each accepted pupil's plan and letter (SPEC 4), in parallel worker processes
+when the batch is big enough to pay for starting them.
+
+Templates are compiled once per process (once per run when there is one process), never once per row.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date
+from pathlib import Path
+
+from pipeline import files
+from pipeline.context import build_context
+from pipeline.render import default_templates_dir, load_templates
+
+PLAN = "reintegration-plan.docx"
+INVITATION = "meeting-invitation.docx"  # clause 3.6: from an AP
+REQUEST = "meeting-request.docx"  # clause 3.7: from a school
+PER_WORKER_MIN = 200  # below this many pupils a second process costs more than it saves
+
+
+def document_name(referral) -> str:
+    parts = (referral.referral_id, referral.legal_surname, referral.legal_forename)
+    return "_".join(files.safe_name_part(p, 40) for p in parts) + ".docx"
+
+
+def plan_names(referrals) -> list[str]:
+    """File names for each referral, made unique within the run (different IDs can clean to the same name)."""
+    seen: set[str] = set()
+    names = []
+    for referral in referrals:
+        name = document_name(referral)
+        stem, n = name[:-5], 2
+        while name.casefold() in seen:
+            name, n = f"{stem}-{n}.docx", n + 1
+        seen.add(name.casefold())
+        names.append(name)
+    return names
+
+
+_TEMPLATES = None  # per process: compiled on first use
+
+
+def _templates(templates_dir):
+    global _TEMPLATES
+    if _TEMPLATES is None or _TEMPLATES[0] != templates_dir:
+        _TEMPLATES = (templates_dir, load_templates(templates_dir))
+    return _TEMPLATES[1]
+
+
+def _render_batch(job) -> int:
+    templates_dir, run_dir, run_id, generated_on, items = job
+    templates = _templates(templates_dir)
+    run_dir = Path(run_dir)
+    for referral, reviews, name in items:
+        context = build_context(referral, reviews, run_id=run_id, generated_on=generated_on)
+        files.write_bytes(run_dir / "plans" / name, templates[PLAN].render(context))
+        letter = templates[INVITATION if referral.from_ap else REQUEST]
+        files.write_bytes(run_dir / "letters" / name, letter.render(context))
+    return len(items)
+
+
+def choose_workers(count: int, requested: int | None) -> int:
+    if requested:
+        return max(1, requested)
+    return max(1, min(os.cpu_count() or 1, count // PER_WORKER_MIN))
+
+
+def write_documents(run_dir: Path, accepted: list, *, run_id: str, generated_on: date,
+                    templates_dir: Path | None = None, workers: int | None = None, progress=None) -> list[tuple[str, str]]:
+    """Write plans/ and letters/ for `accepted` [(referral, reviews)]; return (plan, letter) paths relative to the run."""
+    templates_dir = Path(templates_dir) if templates_dir else default_templates_dir()
+    names = plan_names([referral for referral, _ in accepted])
+    files.make_dir(run_dir / "plans")
+    files.make_dir(run_dir / "letters")
+    items = [(referral, reviews, name) for (referral, reviews), name in zip(accepted, names)]
+    workers = choose_workers(len(items), workers)
+    chunk = 50
+    jobs = [(templates_dir, str(run_dir), run_id, generated_on, items[i:i + chunk]) for i in range(0, len(items), chunk)]
+    if workers == 1 or len(jobs) <= 1:
+        _templates(templates_dir)  # compile before the first row: a broken template fails fast
+        for job in jobs:
+            done = _render_batch(job)
+            if progress:
+                progress(done)
+    else:
+        load_templates(templates_dir)  # check the templates compile before starting workers
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for done in pool.map(_render_batch, jobs):
+                if progress:
+                    progress(done)
+    return [(f"plans/{name}", f"letters/{name}") for name in names]

@@ -1,0 +1,154 @@
+"""The embedded SQLite ledger: runs, input hashes, accepted referrals (for clause 3.9) and sends.
+
+Each run is written in one transaction, so a crash leaves either the whole run or none of it. The ledger
+is a record, not a store: every document lives in its run folder, so losing the ledger loses no documents
+(only 3.9's memory of earlier returns and the record of what was already emailed).
+UPNs are stored as SHA-256 digests: the ledger can match a returning pupil without holding the UPN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,            -- 'run' or 'validate'
+    started_at  TEXT NOT NULL,
+    input_name  TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    as_of       TEXT NOT NULL,
+    run_dir     TEXT NOT NULL,
+    rows        INTEGER NOT NULL,
+    accepted    INTEGER NOT NULL,
+    rejected    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_sha256 ON runs (sha256);
+CREATE TABLE IF NOT EXISTS referrals (
+    run_id        TEXT NOT NULL REFERENCES runs (run_id),
+    referral_id   TEXT NOT NULL,
+    upn_sha256    TEXT NOT NULL,
+    planned_return TEXT NOT NULL,
+    plan          TEXT,
+    letter        TEXT,
+    PRIMARY KEY (run_id, referral_id)
+);
+CREATE INDEX IF NOT EXISTS referrals_upn ON referrals (upn_sha256);
+CREATE TABLE IF NOT EXISTS sends (
+    id            INTEGER PRIMARY KEY,
+    run_id        TEXT NOT NULL,
+    referral_id   TEXT NOT NULL,
+    content_sha256 TEXT NOT NULL,
+    transport     TEXT NOT NULL,
+    recipients    TEXT NOT NULL,
+    status        TEXT NOT NULL,          -- 'sent', 'failed', 'blocked', 'drafted'
+    detail        TEXT,
+    at            TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sends_referral ON sends (referral_id, content_sha256);
+"""
+
+
+def upn_digest(upn: str) -> str:
+    return hashlib.sha256(upn.strip().upper().encode()).hexdigest()
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class EarlierReturn:
+    run_id: str
+    referral_id: str
+    planned_return: date
+
+
+class Ledger:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            # created owner-only before SQLite writes a byte into it
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.db = sqlite3.connect(self.path, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @contextmanager
+    def transaction(self):
+        with self.db:  # commits on success, rolls back on any exception
+            yield self.db
+
+    def record_run(self, run: dict, referrals: list[dict]) -> None:
+        """One run and its accepted referrals, in one transaction.
+
+        `run` has the runs columns; each referral has referral_id, upn, planned_return (date), plan, letter.
+        """
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (:run_id, :kind, :started_at, :input_name, :sha256, :as_of, :run_dir,"
+                " :rows, :accepted, :rejected)",
+                run,
+            )
+            db.executemany(
+                "INSERT INTO referrals VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (run["run_id"], r["referral_id"], upn_digest(r["upn"]), r["planned_return"].isoformat(),
+                     r.get("plan"), r.get("letter"))
+                    for r in referrals
+                ],
+            )
+
+    def earlier_returns(self, upn: str, other_than_referral: str) -> list[EarlierReturn]:
+        """Planned returns recorded by earlier runs for this pupil under another Referral ID (clause 3.9)."""
+        rows = self.db.execute(
+            "SELECT referrals.run_id, referral_id, planned_return FROM referrals JOIN runs USING (run_id)"
+            " WHERE upn_sha256 = ? AND referral_id != ? AND runs.kind = 'run' ORDER BY planned_return",
+            (upn_digest(upn), other_than_referral),
+        ).fetchall()
+        return [EarlierReturn(r[0], r[1], date.fromisoformat(r[2])) for r in rows]
+
+    def run_for_input(self, sha256: str, kind: str = "run") -> str | None:
+        """The earliest run that processed an input with this hash, if any."""
+        row = self.db.execute(
+            "SELECT run_id FROM runs WHERE sha256 = ? AND kind = ? ORDER BY run_id LIMIT 1", (sha256, kind)
+        ).fetchone()
+        return row[0] if row else None
+
+    def run_info(self, run_id: str) -> dict | None:
+        cur = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        row = cur.fetchone()
+        return dict(zip([c[0] for c in cur.description], row)) if row else None
+
+    # --- sends (section 6) ---
+    def was_sent(self, referral_id: str, content_sha256: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM sends WHERE referral_id = ? AND content_sha256 = ? AND status = 'sent' LIMIT 1",
+            (referral_id, content_sha256),
+        ).fetchone()
+        return row is not None
+
+    def record_send(self, *, run_id: str, referral_id: str, content_sha256: str, transport: str,
+                    recipients: list[str], status: str, detail: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO sends (run_id, referral_id, content_sha256, transport, recipients, status, detail, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, referral_id, content_sha256, transport, ", ".join(recipients), status, detail, now_iso()),
+            )

@@ -1,0 +1,114 @@
+"""The validation report (`validation-report.xlsx`) and `summary.json` of a run (SPEC 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.errors import ERROR, WARNING
+from pipeline.files import atomic_path, write_json
+from pipeline.ingest import Sheet
+from pipeline.rules import RowResult
+from pipeline.workbooks import Formats, new_workbook, write_value
+
+ERROR_FILL = "#FFC7CE"
+WARNING_FILL = "#FFEB9C"
+ISSUE_HEADINGS = ("Row", "Cell", "Heading", "Value", "Rule", "Severity", "Message")
+
+
+def summary(*, input_name: str, sha256: str, run_id: str, as_of, sheet: Sheet, results: list[RowResult],
+            documents: dict[int, tuple[str | None, str | None]] | None = None) -> dict:
+    """SPEC 4's summary.json; `documents` maps a row number to its (plan, letter) paths in the run folder."""
+    documents = documents or {}
+    referrals = []
+    for r in results:
+        plan, letter = documents.get(r.number, (None, None))
+        referrals.append({
+            "referral_id": r.referral_id, "row": r.number, "status": "accepted" if r.accepted else "rejected",
+            "plan": plan, "letter": letter,
+            "issues": [{"severity": i.severity, "rule": i.rule, "column": i.column, "cell": i.cell, "message": i.message}
+                       for i in r.issues],
+        })
+    return {
+        "input": input_name, "sha256": sha256, "run_id": run_id, "as_of": as_of.isoformat(),
+        "rows": len(results),
+        "accepted": sum(r.accepted for r in results),
+        "rejected": sum(not r.accepted for r in results),
+        "warnings": sum(i.severity == WARNING for r in results for i in r.issues),
+        "file_issues": [{"severity": i.severity, "rule": i.rule, "column": i.column, "message": i.message}
+                        for i in sheet.file_issues],
+        "referrals": referrals,
+    }
+
+
+def write_summary(path: Path, data: dict) -> None:
+    write_json(path, data)
+
+
+def write_validation_report(path: Path, sheet: Sheet, results: list[RowResult]) -> None:
+    """The input rows where they stood, faulty cells filled and commented, and an Issues sheet."""
+    with atomic_path(path) as tmp:
+        wb = new_workbook(tmp)
+        fmt = Formats(wb)
+        ws = wb.add_worksheet((sheet.name or "Referrals")[:31].replace("/", "-") if sheet.name else "Referrals")
+        issues_ws = wb.add_worksheet("Issues")
+
+        for number, cells in sheet.title_rows:
+            for col, value in enumerate(cells):
+                if value is not None:
+                    write_value(ws, number - 1, col, value, fmt)
+        width = max(len(sheet.headings), 1)
+        for col, value in enumerate(sheet.headings):
+            if value is not None:
+                ws.write_string(sheet.heading_row - 1, col, str(value), fmt.heading)
+        status_col = width
+        ws.write_string(sheet.heading_row - 1, status_col, "Status (reintegrate)", fmt.heading)
+        ws.freeze_panes(sheet.heading_row, 0)
+
+        by_row = {r.number: r for r in results}
+        letters_to_index = {c.letter: c.index for c in sheet.columns.values()}
+        for input_row in sheet.rows:
+            result = by_row.get(input_row.number)
+            marks: dict[int, list] = {}
+            for issue in result.issues if result else ():
+                if issue.cell:
+                    index = letters_to_index.get(issue.cell.rstrip("0123456789"))
+                    if index is not None:
+                        marks.setdefault(index, []).append(issue)
+            for col, value in enumerate(input_row.cells):
+                found = marks.get(col)
+                if found:
+                    worst = ERROR if any(i.is_error for i in found) else WARNING
+                    write_value(ws, input_row.number - 1, col, value, fmt,
+                                bg_color=ERROR_FILL if worst == ERROR else WARNING_FILL)
+                    ws.write_comment(input_row.number - 1, col, "\n".join(f"{i.severity.upper()} {i.rule}: {i.message}" for i in found),
+                                     {"x_scale": 3, "y_scale": 2, "author": "reintegrate"})
+                elif value is not None:
+                    write_value(ws, input_row.number - 1, col, value, fmt)
+            if result:
+                status = "Accepted" if result.accepted else "Rejected"
+                ws.write_string(input_row.number - 1, status_col, status,
+                                fmt.derived("text", bold=True, font_color="#006100" if result.accepted else "#9C0006"))
+        for col in range(width + 1):
+            ws.set_column(col, col, 18)
+
+        for col, heading in enumerate(ISSUE_HEADINGS):
+            issues_ws.write_string(0, col, heading, fmt.heading)
+        n = 0
+        for issue in sheet.file_issues:
+            n += 1
+            _issue_row(issues_ws, n, issue, fmt)
+        for result in results:
+            for issue in result.issues:
+                n += 1
+                _issue_row(issues_ws, n, issue, fmt)
+        issues_ws.freeze_panes(1, 0)
+        issues_ws.autofilter(0, 0, max(n, 1), len(ISSUE_HEADINGS) - 1)
+        for col, w in enumerate((6, 8, 24, 24, 10, 10, 100)):
+            issues_ws.set_column(col, col, w)
+        wb.close()
+
+
+def _issue_row(ws, n: int, issue, fmt: Formats) -> None:
+    values = (issue.row, issue.cell, issue.column, issue.value, issue.rule, issue.severity, issue.message)
+    for col, value in enumerate(values):
+        write_value(ws, n, col, value, fmt)

@@ -1,0 +1,329 @@
+"""The policy rules: one small function per checkable clause of Havering's Reintegration Policy 2023/24.
+
+Each rule takes a row whose values the schema has already read (only the values that were valid) and
+yields Issues whose message cites the clause in plain words and names the cell. A rule whose inputs are
+missing or invalid stays silent: the schema has already said what is wrong with them.
+
+| rule id   | clause / source                                   | severity |
+|-----------|---------------------------------------------------|----------|
+| 2.2       | the four reintegration routes                     | error    |
+| 3.1       | only pupils returning via the Fair Access Protocol | error    |
+| 3.4       | decision and meeting before return; late return   | error / warning |
+| 3.8       | AP placements need IPA start and end dates        | error    |
+| 3.9       | no direction off-site in the first full term back | error    |
+| ME        | minimum expectations: key worker, buddy, adjustments, reviews | error |
+| FAP20     | DfE FAP guidance: return within 20 school days    | warning  |
+| duplicate | Referral IDs unique in the file                   | error    |
+| schema    | types and formats; age 4-16; year group vs DOB    | error / warning |
+| calendar  | a provisional term-dates year was used            | warning  |
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from marshmallow import ValidationError
+
+from pipeline.calendar import SchoolCalendar
+from pipeline.errors import ERROR, WARNING, CalendarError, Issue
+from pipeline.ingest import Sheet
+from schemas.model import Referral
+from schemas.parsers import format_uk_date as uk
+from schemas.parsers import parse_upn
+from schemas.referral import FIELD_BY_HEADING, HEADINGS, SCHEMA, to_referral
+
+AP = "Alternative provision"
+DIRECTION = "Direction off-site"
+FAP_SCHOOL_DAYS = 20
+
+# schema problems that are really a policy clause: the message then cites the clause
+SCHEMA_FIELD_RULES = {
+    "reintegration_reason": ("2.2", "2.2: a reintegration follows one of the policy's four routes"),
+    "returning_via_fap": ("3.1", "3.1: reintegration support is only for pupils returning via the Fair Access Protocol"),
+    "key_worker": ("ME", "Minimum expectations: support staff (a key worker) must be named"),
+    "buddy": ("ME", "Minimum expectations: a buddy must be named"),
+    "reasonable_adjustments": ("ME", "Minimum expectations: reasonable adjustments must be listed, or 'None needed'"),
+}
+
+
+@dataclass
+class Row:
+    """One referral row as the rules see it."""
+
+    number: int
+    values: dict  # field name -> parsed value (valid values only)
+    cells: dict  # field name -> the file's cell reference, None when the column is missing
+    raw: dict  # field name -> the cell's value as typed
+    issues: list[Issue] = field(default_factory=list)
+    reviews: list[date] = field(default_factory=list)  # the review schedule, once ME has computed it
+
+    def get(self, name):
+        return self.values.get(name)
+
+    def issue(self, severity: str, rule: str, name: str, text: str) -> Issue:
+        cell = self.cells.get(name)
+        where = f"cell {cell}, {HEADINGS[name]}" if cell else f"row {self.number}, no {HEADINGS[name]} column"
+        raw = self.raw.get(name)
+        return Issue(severity, rule, f"{text} ({where})", column=HEADINGS[name], cell=cell, row=self.number,
+                     value=_display(raw))
+
+
+def _display(raw) -> str | None:
+    """A cell's value as the officer would read it, for the report's Value column."""
+    if raw is None:
+        return None
+    if isinstance(raw, datetime) and raw.time() == datetime.min.time():
+        raw = raw.date()
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        return uk(raw)
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    return str(raw)
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    calendar: SchoolCalendar
+    as_of: date
+    ledger: object | None = None  # pipeline.ledger.Ledger, for 3.9's earlier returns
+
+
+@dataclass
+class RowResult:
+    number: int
+    referral_id: str | None
+    issues: list[Issue]
+    referral: Referral | None  # set when accepted
+    reviews: list[date]
+
+    @property
+    def accepted(self) -> bool:
+        return self.referral is not None
+
+
+# ---------------------------------------------------------------- the rules
+def rule_2_2(row: Row, ctx: RuleContext):
+    if row.get("reintegration_reason") == DIRECTION and row.get("current_provision_type") not in (None, AP):
+        yield row.issue(ERROR, "2.2", "current_provision_type",
+                        f"2.2: a direction off-site places the pupil in an AP, so Current provision type must be "
+                        f"'{AP}', not '{row.get('current_provision_type')}'")
+
+
+def rule_3_1(row: Row, ctx: RuleContext):
+    if row.get("returning_via_fap") is False:
+        yield row.issue(ERROR, "3.1", "returning_via_fap",
+                        "3.1: reintegration support is only available to pupils returning to mainstream school via "
+                        "the Fair Access Protocol; this row says No")
+
+
+def rule_3_4(row: Row, ctx: RuleContext):
+    returning = row.get("planned_return_date")
+    if returning is None:
+        return
+    decided = row.get("decision_date")
+    if decided is not None and decided > returning:
+        yield row.issue(ERROR, "3.4", "decision_date",
+                        f"3.4: the decision date {uk(decided)} is after the planned return date {uk(returning)}; "
+                        "a reintegration starts when the decision is made, before the return")
+    meeting = row.get("planning_meeting_date")
+    if meeting is not None and meeting > returning:
+        yield row.issue(ERROR, "3.4", "planning_meeting_date",
+                        f"3.4: the planning meeting {uk(meeting)} is after the planned return date {uk(returning)}; "
+                        "the plan must be ready before the pupil returns")
+    if returning < ctx.as_of:
+        yield row.issue(WARNING, "3.4", "planned_return_date",
+                        f"3.4: the planned return date {uk(returning)} is before {uk(ctx.as_of)}, so the plan cannot be "
+                        "ready before the pupil returns; check the date")
+
+
+def _in_ap(row: Row) -> bool:
+    return row.get("current_provision_type") == AP or row.get("reintegration_reason") == DIRECTION
+
+
+def rule_3_8(row: Row, ctx: RuleContext):
+    if not _in_ap(row):
+        return
+    for name, what in (("ipa_reference", "an IPA reference"), ("ipa_start_date", "an IPA start date"),
+                       ("ipa_end_date", "an IPA end date")):
+        if row.raw.get(name) is None:
+            yield row.issue(ERROR, "3.8", name, f"3.8: an AP placement is time limited and needs {what} from its "
+                                                "Individual Placement Agreement")
+    start, end = row.get("ipa_start_date"), row.get("ipa_end_date")
+    if start and end and end <= start:
+        yield row.issue(ERROR, "3.8", "ipa_end_date",
+                        f"3.8: the IPA end date {uk(end)} must be after its start date {uk(start)}")
+
+
+def rule_3_9(row: Row, ctx: RuleContext):
+    direction = row.get("ipa_start_date")
+    if row.get("reintegration_reason") != DIRECTION or direction is None:
+        return
+    returns = []  # (return date, where it comes from)
+    if (previous := row.get("previous_return_date")) is not None:
+        returns.append((previous, "previous_return_date", "the Previous return date"))
+    if ctx.ledger is not None and row.get("upn") and row.get("referral_id"):
+        for earlier in ctx.ledger.earlier_returns(row.get("upn"), row.get("referral_id")):
+            returns.append((earlier.planned_return, "ipa_start_date",
+                            f"referral {earlier.referral_id} (run {earlier.run_id})"))
+    before = [r for r in returns if r[0] <= direction]  # a direction dated before the return is not judged
+    if not before:
+        return
+    returned, cell_field, source = max(before, key=lambda r: r[0])
+    try:
+        protected_to = ctx.calendar.protected_period_end(returned)
+    except CalendarError as exc:
+        yield row.issue(ERROR, "3.9", cell_field, f"3.9: cannot judge the direction off-site: {exc}")
+        return
+    if direction <= protected_to:
+        yield row.issue(ERROR, "3.9", "ipa_start_date",
+                        f"3.9: a direction off-site on {uk(direction)} falls within the first full term after the "
+                        f"pupil returned to school on {uk(returned)} ({source}); the pupil is protected until "
+                        f"{uk(protected_to)} to settle")
+
+
+def rule_me(row: Row, ctx: RuleContext):
+    """Minimum expectations: blank key worker, buddy and adjustments come from the schema (see
+    SCHEMA_FIELD_RULES); here, reviews must be scheduled through the settling-in period."""
+    returning = row.get("planned_return_date")
+    every, settling = row.get("review_frequency_weeks"), row.get("settling_in_period_weeks")
+    if returning is None or every is None or settling is None:
+        return
+    try:
+        row.reviews = ctx.calendar.review_schedule(returning, every, settling)
+    except CalendarError as exc:
+        yield row.issue(ERROR, "ME", "planned_return_date", f"Minimum expectations: the review schedule cannot be "
+                                                            f"worked out: {exc}")
+        return
+    if not row.reviews:
+        yield row.issue(ERROR, "ME", "review_frequency_weeks",
+                        f"Minimum expectations: regular reviews must be held; a review every {every} weeks never falls "
+                        f"within a {settling}-week settling-in period")
+
+
+def rule_fap20(row: Row, ctx: RuleContext):
+    decided, returning = row.get("decision_date"), row.get("planned_return_date")
+    if decided is None or returning is None or decided > returning:
+        return
+    try:
+        days = ctx.calendar.school_days_between(decided, returning)
+    except CalendarError as exc:
+        yield row.issue(ERROR, "FAP20", "decision_date", f"FAP guidance: cannot count school days: {exc}")
+        return
+    if days > FAP_SCHOOL_DAYS:
+        yield row.issue(WARNING, "FAP20", "planned_return_date",
+                        f"FAP guidance: the return is {days} school days after the decision on {uk(decided)}; "
+                        f"pupils placed through the Fair Access Protocol should start within {FAP_SCHOOL_DAYS} school days")
+
+
+def _age_on(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _expected_year_group(born: date, on: date) -> int:
+    """0 for Reception: English year groups, 31 August cut-off."""
+    cohort = born.year if born.month >= 9 else born.year - 1
+    school_year = on.year if on.month >= 9 else on.year - 1
+    return school_year - (cohort + 5)
+
+
+def rule_age(row: Row, ctx: RuleContext):
+    born, returning = row.get("date_of_birth"), row.get("planned_return_date")
+    if born is None or returning is None:
+        return
+    age = _age_on(born, returning)
+    if not 4 <= age <= 16:
+        yield row.issue(ERROR, "schema", "date_of_birth",
+                        f"the pupil would be {age} on the planned return date {uk(returning)}; the policy covers pupils "
+                        "of school age, 4 to 16 (Reception to Year 11): check the date of birth")
+        return
+    group = row.get("year_group")
+    if group is None:
+        return
+    expected = _expected_year_group(born, returning)
+    actual = 0 if group == "R" else int(group)
+    if expected != actual and 0 <= expected <= 11:
+        name = "Reception" if expected == 0 else f"Year {expected}"
+        given = "Reception" if actual == 0 else f"Year {actual}"
+        yield row.issue(WARNING, "schema", "year_group",
+                        f"the date of birth puts the pupil in {name} on the return date, not {given}; this is fine "
+                        "for a pupil taught out of year group, otherwise check both")
+
+
+def rule_temporary_upn(row: Row, ctx: RuleContext):
+    upn = row.get("upn")
+    if upn and parse_upn(upn)[1]:
+        yield row.issue(WARNING, "schema", "upn", "this is a temporary UPN (it ends in a letter); replace it with the "
+                                                  "permanent UPN when the school has it")
+
+
+def provisional_years(results: list["RowResult"], calendar: SchoolCalendar) -> Issue | None:
+    """One file-level warning naming the provisional term-dates years the accepted rows' dates fall in."""
+    dates = [d for r in results if r.referral for d in (r.referral.decision_date, r.referral.planned_return_date, *r.reviews)]
+    terms = calendar.provisional_terms(*[d for d in dates if calendar.covers(d)])
+    if not terms:
+        return None
+    years = ", ".join(sorted({t.year for t in terms}))
+    return Issue(WARNING, "calendar", f"the term dates for {years} are provisional (not yet confirmed against Havering's "
+                                      "published dates): check school-day counts and review dates before relying on them")
+
+
+ROW_RULES = (rule_2_2, rule_3_1, rule_3_4, rule_3_8, rule_3_9, rule_me, rule_fap20, rule_age, rule_temporary_upn)
+
+
+def rule_duplicate(rows: list[Row]):
+    """Referral IDs are unique within the file: every row sharing an ID is rejected."""
+    by_id = defaultdict(list)
+    for row in rows:
+        if row.get("referral_id"):
+            by_id[row.get("referral_id").casefold()].append(row)
+    for same in by_id.values():
+        if len(same) > 1:
+            numbers = ", ".join(str(r.number) for r in same)
+            for row in same:
+                row.issues.append(row.issue(ERROR, "duplicate", "referral_id",
+                                            f"Referral ID {row.get('referral_id')} is used on rows {numbers}; each "
+                                            "referral needs its own ID, so all of these rows are rejected"))
+
+
+# ---------------------------------------------------------------- the stage
+def _schema_issues(row: Row, messages: dict) -> list[Issue]:
+    issues = []
+    for heading, errors in messages.items():
+        name = FIELD_BY_HEADING[heading]
+        rule, lead = SCHEMA_FIELD_RULES.get(name, ("schema", None))
+        for text in errors if isinstance(errors, list) else [str(errors)]:
+            if name is not None and row.cells.get(name) is None and row.raw.get(name) is None:
+                text = f"{HEADINGS[name]} is required but the sheet has no such column"
+            issues.append(row.issue(ERROR, rule, name, f"{lead}; {text}" if lead else text))
+    return issues
+
+
+def check_sheet(sheet: Sheet, ctx: RuleContext) -> list[RowResult]:
+    """Schema, then every rule, for every row; issues in column order within a row."""
+    rows = []
+    fields = list(HEADINGS)
+    for input_row in sheet.rows:
+        cells = {name: sheet.cell(name, input_row.number) for name in fields}
+        raw = {name: input_row.values.get(HEADINGS[name]) for name in fields}
+        try:
+            values = SCHEMA.load(input_row.values)
+            messages = {}
+        except ValidationError as err:
+            values, messages = err.valid_data or {}, err.messages
+        row = Row(input_row.number, values, cells, raw)
+        row.issues.extend(_schema_issues(row, messages))
+        for rule in ROW_RULES:
+            row.issues.extend(rule(row, ctx))
+        rows.append(row)
+    rule_duplicate(rows)
+    order = {HEADINGS[name]: i for i, name in enumerate(fields)}
+    results = []
+    for row in rows:
+        row.issues.sort(key=lambda i: (i.severity != ERROR, order.get(i.column, 99)))
+        accepted = not any(i.is_error for i in row.issues)
+        referral = to_referral(row.values, row.number) if accepted else None
+        rid = row.get("referral_id") or (str(row.raw["referral_id"]) if row.raw.get("referral_id") is not None else None)
+        results.append(RowResult(row.number, rid, row.issues, referral, row.reviews if accepted else []))
+    return results

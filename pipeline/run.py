@@ -1,0 +1,115 @@
+"""One input spreadsheet, one run: ingest -> check -> render -> write -> record.
+
+`run_file` is the whole job of `reintegrate run` for one file, and `validate_file` of `reintegrate validate`;
+the CLI only turns options into these calls and their results into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from pipeline import files
+from pipeline.calendar import SchoolCalendar
+from pipeline.config import Config
+from pipeline.ingest import read_referrals
+from pipeline.ledger import Ledger, now_iso
+from pipeline.reports import summary, write_summary, write_validation_report
+from pipeline.rules import RuleContext, check_sheet, provisional_years
+
+EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class RunResult:
+    input: Path
+    run_id: str
+    run_dir: Path
+    rows: int
+    accepted: int
+    rejected: int
+    warnings: int
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_REJECTED if self.rejected else EXIT_OK
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest(run_id: str, input_name: str, as_of: date, accepted: list, paths: list[tuple[str, str]]) -> dict:
+    """What `send` and `reviews` need from a run: who gets which documents, and each pupil's data."""
+    entries = []
+    for (referral, reviews), (plan, letter) in zip(accepted, paths):
+        data = {k: (v.isoformat() if isinstance(v, date) else list(v) if isinstance(v, tuple) else v)
+                for k, v in vars(referral).items()}
+        entries.append({
+            "referral_id": referral.referral_id, "row": referral.row, "plan": plan, "letter": letter,
+            "receiving_school": referral.receiving_school, "receiving_school_contact": referral.receiving_school_contact,
+            "receiving_school_email": referral.receiving_school_email,
+            "inclusions_officer": referral.inclusions_officer, "inclusions_officer_email": referral.inclusions_officer_email,
+            "letter_kind": "invitation" if referral.from_ap else "request",
+            "reviews": [d.isoformat() for d in reviews],
+            "referral": data,
+        })
+    return {"run_id": run_id, "input": input_name, "as_of": as_of.isoformat(), "referrals": entries}
+
+
+def process_file(path: str | Path, *, config: Config | None = None, as_of: date | None = None,
+                 documents: bool = True, workers: int | None = None, progress=None) -> RunResult:
+    """Validate one spreadsheet and, with `documents`, write its plans, letters and tracker. Raises InputError
+    (nothing written) when the file cannot be read at all."""
+    config = config or Config()
+    as_of = as_of or date.today()
+    path = Path(path)
+    sheet = read_referrals(path)
+    sha256 = file_sha256(path)
+    calendar = SchoolCalendar.load(config.term_dates)
+    with Ledger(config.ledger_path) as ledger:
+        results = check_sheet(sheet, RuleContext(calendar, as_of, ledger))
+        if (note := provisional_years(results, calendar)) is not None:
+            sheet.file_issues.append(note)
+        run_id, run_dir = files.create_run_dir(config.outbox)
+        accepted = [(r.referral, r.reviews) for r in results if r.accepted]
+        paths: list[tuple[str, str]] = []
+        if documents and accepted:
+            from pipeline.documents import write_documents
+            from pipeline.tracker import tracker_rows, write_tracker
+
+            paths = write_documents(run_dir, accepted, run_id=run_id, generated_on=as_of,
+                                    templates_dir=config.templates(), workers=workers or config.workers,
+                                    progress=progress)
+            rows = [row for referral, reviews in accepted for row in tracker_rows(referral, reviews)]
+            write_tracker(run_dir / "review-tracker.xlsx", rows, run_id=run_id)
+            files.write_json(run_dir / "manifest.json", manifest(run_id, path.name, as_of, accepted, paths))
+        by_row = {referral.row: p for (referral, _), p in zip(accepted, paths)}
+        write_validation_report(run_dir / "validation-report.xlsx", sheet, results)
+        data = summary(input_name=path.name, sha256=sha256, run_id=run_id, as_of=as_of, sheet=sheet,
+                       results=results, documents=by_row)
+        write_summary(run_dir / "summary.json", data)
+        kind = "run" if documents else "validate"
+        ledger.record_run(
+            {"run_id": run_id, "kind": kind, "started_at": now_iso(), "input_name": path.name, "sha256": sha256,
+             "as_of": as_of.isoformat(), "run_dir": str(run_dir), "rows": data["rows"],
+             "accepted": data["accepted"], "rejected": data["rejected"]},
+            [{"referral_id": referral.referral_id, "upn": referral.upn, "planned_return": referral.planned_return_date,
+              "plan": p[0], "letter": p[1]} for (referral, _), p in zip(accepted, paths)] if documents else [],
+        )
+    return RunResult(path, run_id, run_dir, data["rows"], data["accepted"], data["rejected"], data["warnings"])
+
+
+def run_file(path, **kwargs) -> RunResult:
+    return process_file(path, documents=True, **kwargs)
+
+
+def validate_file(path, **kwargs) -> RunResult:
+    kwargs.pop("workers", None)
+    return process_file(path, documents=False, **kwargs)

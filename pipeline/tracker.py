@@ -1,0 +1,65 @@
+"""The review tracker (`review-tracker.xlsx`, SPEC 4): one row per scheduled review of every accepted pupil.
+
+Officers fill in Status, Outcome and Next steps as reviews happen; `reintegrate reviews` reads it back.
+The run id travels in the workbook's custom document properties (`reintegrate_run_id`).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from pipeline.files import atomic_path
+from pipeline.workbooks import Formats, new_workbook, write_value
+
+SHEET = "Reviews"
+STATUSES = ("Scheduled", "Held", "Missed", "Cancelled")
+HEADINGS = ("Referral ID", "Pupil", "Receiving school", "Key worker", "Review", "Date", "Status", "Outcome",
+            "Next steps")
+WIDTHS = (14, 24, 28, 20, 8, 12, 12, 45, 45)
+RUN_ID_PROPERTY = "reintegrate_run_id"
+OVERDUE_FILL = "#F8CBAD"
+
+
+def tracker_rows(referral, reviews: list[date]) -> list[tuple]:
+    pupil = f"{referral.greeting_name} {referral.legal_surname}"
+    return [(referral.referral_id, pupil, referral.receiving_school, referral.key_worker, n, when, "Scheduled", None, None)
+            for n, when in enumerate(reviews, start=1)]
+
+
+def write_tracker(path: Path, rows: list[tuple], *, run_id: str) -> None:
+    """`rows` from `tracker_rows`, in the order they should appear."""
+    with atomic_path(path) as tmp:
+        wb = new_workbook(tmp, constant_memory=True)
+        wb.set_custom_property(RUN_ID_PROPERTY, run_id)
+        wb.set_properties({"title": "Reintegration review tracker", "subject": f"run {run_id}",
+                           "company": "London Borough of Havering", "keywords": "OFFICIAL-SENSITIVE"})
+        fmt = Formats(wb)
+        ws = wb.add_worksheet(SHEET)
+        for col, (heading, width) in enumerate(zip(HEADINGS, WIDTHS)):
+            ws.set_column(col, col, width)
+        ws.set_row(0, 20)
+        for col, heading in enumerate(HEADINGS):
+            ws.write_string(0, col, heading, fmt.heading)
+        for r, values in enumerate(rows, start=1):
+            for col, value in enumerate(values):
+                write_value(ws, r, col, value, fmt)
+        last = max(len(rows), 1)
+        status_col = HEADINGS.index("Status")
+        date_col = HEADINGS.index("Date")
+        ws.freeze_panes(1, 0)
+        ws.autofilter(0, 0, last, len(HEADINGS) - 1)
+        # room below the last review for rows an officer adds
+        ws.data_validation(1, status_col, last + 500, status_col, {
+            "validate": "list", "source": list(STATUSES), "error_type": "warning",
+            "error_title": "Review status", "error_message": "Choose Scheduled, Held, Missed or Cancelled.",
+        })
+        # overdue: the date has passed and the review is not Held or Cancelled, judged on the day it is opened
+        d = chr(ord("A") + date_col)
+        s = chr(ord("A") + status_col)
+        ws.conditional_format(1, 0, last + 500, len(HEADINGS) - 1, {
+            "type": "formula",
+            "criteria": f'=AND(${d}2<>"",${d}2<TODAY(),LOWER(TRIM(${s}2))<>"held",LOWER(TRIM(${s}2))<>"cancelled")',
+            "format": wb.add_format({"bg_color": OVERDUE_FILL}),
+        })
+        wb.close()
