@@ -6,6 +6,7 @@ They never guess: an ambiguous or impossible value is an error.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime, timedelta
 
@@ -60,22 +61,19 @@ def month_name(month: int) -> str:
 def parse_uk_date(value) -> date:
     """A real Excel date, an Excel serial number, or UK-order text: `03/09/2023`, `3 Sept 2023`, `2023-09-03`."""
     if isinstance(value, datetime):
-        if value.time() != datetime.min.time():
-            # a date with a time of day is still the date the officer meant
-            return value.date()
-        return value.date()
+        return value.date()  # a date with a time of day is still the date the officer meant
     if isinstance(value, date):
         return value
     if isinstance(value, bool):
         raise ValueError(f"'{value}' is not a date")
     if isinstance(value, (int, float)):
-        if value != int(value):
+        if not math.isfinite(value) or value != int(value):
             raise ValueError(f"'{value}' is not a date (a number with a fraction)")
         serial = int(value)
-        day = _EXCEL_EPOCH + timedelta(days=serial) if serial > 60 else None
-        if day is None or not _SERIAL_RANGE[0] <= day <= _SERIAL_RANGE[1]:
+        first, last = ((d - _EXCEL_EPOCH).days for d in _SERIAL_RANGE)
+        if not first <= serial <= last:
             raise ValueError(f"'{value}' is a number, not a date: format the cell as a date or type e.g. 03/09/2024")
-        return day
+        return _EXCEL_EPOCH + timedelta(days=serial)
     text = " ".join(str(value).split())
     if not text:
         raise ValueError("the date is blank")
