@@ -27,6 +27,13 @@ class Config:
     email: dict = field(default_factory=dict)
     source: Path | None = None  # the file these settings came from
 
+    def __post_init__(self):
+        # accept plain strings from Python callers
+        for name in ("outbox", "inbox", "templates_dir", "term_dates", "ledger", "source"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+
     @property
     def ledger_path(self) -> Path:
         return self.ledger or (self.outbox / "ledger.sqlite3")

@@ -25,6 +25,7 @@ def valid_row():
 
     def make(seed: int = 1, **overrides) -> dict:
         row = generate_rows(1, seed=seed)[0]
+        row["Referral ID"] = f"HAV-{seed:05d}"
         row.update(overrides)
         return row
 
