@@ -76,7 +76,7 @@ def _report(result, out) -> None:
                 click.echo(f"  row {referral['row']} ({referral['referral_id'] or 'no ID'}): {issue['message']}", err=out)
 
 
-def _process(spreadsheets, *, as_of, config_path, outbox, documents, workers=None) -> int:
+def _process(spreadsheets, *, as_of, config_path, outbox, documents, workers=None, send=False) -> int:
     from pipeline.run import process_file
 
     config = _config(config_path, outbox)
@@ -100,6 +100,12 @@ def _process(spreadsheets, *, as_of, config_path, outbox, documents, workers=Non
             _fail(str(exc))
         _report(result, out=False)
         worst = max(worst, result.exit_code)
+        if send and result.accepted:
+            try:
+                worst = max(worst, send_after_run(result.run_dir, config))
+            except ReintegrateError as exc:
+                click.echo(f"Error: {exc}", err=True)
+                worst = max(worst, EXIT_UNREADABLE)
     return worst
 
 
@@ -142,7 +148,8 @@ def run(spreadsheets, outbox, as_of, send, config_path, workers):
     Example:
       reintegrate run examples/referrals-spring-2027.xlsx --as-of 2026-11-30
     """
-    code = _process(spreadsheets, as_of=as_of, config_path=config_path, outbox=outbox, documents=True, workers=workers)
+    code = _process(spreadsheets, as_of=as_of, config_path=config_path, outbox=outbox, documents=True, workers=workers,
+                    send=send)
     sys.exit(code)
 
 
@@ -179,3 +186,40 @@ def template(path, force):
         _fail(f"{path} already exists; choose another name or add --force to replace it")
     write_template(path)
     click.echo(f"Wrote {path}")
+
+
+def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = False) -> int:
+    """Email (or draft) a run folder's documents, print the report, return 0 or 1."""
+    from pipeline.mail import send_with_config
+
+    live = config.email.get("transport") == "smtp" and not dry_run  # show retries and waits as they happen
+    report = send_with_config(run_dir, config, dry_run=dry_run, resend=resend,
+                              log=(lambda line: click.echo(line, err=True)) if live else None)
+    for line in report.lines():
+        click.echo(line)
+    return report.exit_code
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what would be sent to whom; send, write and record nothing.")
+@click.option("--resend", is_flag=True, help="Send again referrals already sent with the same plan and letter.")
+@config_option
+def send(run_dir, dry_run, resend, config_path):
+    """Email a run's plans and letters to the receiving schools.
+
+    One message per referral, to the receiving school contact with the inclusions officer in copy, the
+    newest plan and the letter attached. With transport = "files" (the default) the messages are written
+    as Outlook drafts in RUN_DIR/mail/. Only addresses in allowed_domains are ever used. Exits 1 when any
+    message was blocked or failed; what failed is sent by the next `send`.
+
+    \b
+    Example:
+      reintegrate send outbox/20261129T101500123456Z-ab12 --dry-run
+    """
+    config = _config(config_path)
+    try:
+        code = send_after_run(run_dir, config, dry_run=dry_run, resend=resend)
+    except ReintegrateError as exc:
+        _fail(str(exc))
+    sys.exit(code)
