@@ -720,13 +720,11 @@ def check_template(path, sample_context: dict | None = None) -> list[str]:
         package = _read_package(path)
     except TemplateError as exc:
         return [str(exc)]
-    members, broken = [], False
+    members, broken = [], False  # only the templated parts: the check renders no zip
     for info, data in package:
-        member = _member(info)
         if not _is_template_part(info.filename, data):
-            _static(member, data)
-            members.append(member)
             continue
+        member = _member(info)
         try:
             part = _prepare_part(path.name, info.filename, data)
             part.compile(path.name)

@@ -530,10 +530,12 @@ def test_make_templates_reproduces_the_committed_templates(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "tools" / "make_templates.py"), str(tmp_path)],
                    check=True, capture_output=True, cwd=ROOT)
     for name in (PLAN, INVITATION, REQUEST):
-        built = (tmp_path / name).read_bytes()
-        assert built == (TEMPLATES / name).read_bytes(), \
+        built = tmp_path / name
+        # the text (and so every placeholder) must match; bytes may differ between python-docx
+        # versions
+        assert all_text(docx.Document(str(built))) == all_text(docx.Document(str(TEMPLATES / name))), \
             f"templates/{name} is out of date: run python tools/make_templates.py"
-        assert len(built) < 20_000  # no thumbnails, fonts or unused styles
+        assert built.stat().st_size < 20_000  # no thumbnails, fonts or unused styles
 
 
 def test_templates_look_like_word_documents():
