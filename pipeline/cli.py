@@ -223,3 +223,26 @@ def send(run_dir, dry_run, resend, config_path):
     except ReintegrateError as exc:
         _fail(str(exc))
     sys.exit(code)
+
+
+@main.command("check-templates")
+@click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def check_templates_command(folder):
+    """List every placeholder a Word template uses that the data does not provide, and any template syntax
+    error, naming the template. Run it after editing a template in Word. Exits 1 when there are problems.
+
+    \b
+    Example:
+      reintegrate check-templates templates
+    """
+    from pipeline.render import check_templates, default_templates_dir
+
+    folder = folder or (Path("templates") if (Path("templates") / "reintegration-plan.docx").is_file() else None)
+    problems = check_templates(folder)
+    where = folder or default_templates_dir()
+    if problems:
+        for problem in problems:
+            click.echo(problem)
+        click.echo(f"{len(problems)} problem(s) in {where}", err=True)
+        sys.exit(1)
+    click.echo(f"The templates in {where} are fine: every placeholder can be filled.")

@@ -65,7 +65,7 @@ def generate_rows(n: int, *, seed: int = 2026, calendar: SchoolCalendar | None =
         forename, surname = rng.choice(FORENAMES), rng.choice(SURNAMES)
         officer, officer_email = rng.choice(OFFICERS)
         ipa = provision == "Alternative provision"
-        ipa_start = decided - timedelta(days=rng.randint(40, 200))
+        ipa_start = calendar.next_school_day(decided - timedelta(days=rng.randint(40, 200)))
         row = {
             "Referral ID": f"HAV-{i:05d}", "UPN": make_upn(rng), "Legal forename": forename, "Legal surname": surname,
             "Preferred name": rng.choice([None, None, None, forename[:3]]), "Date of birth": born,
