@@ -16,6 +16,8 @@ from schemas.referral import HEADINGS
 FORENAMES = ["Amelia", "Oliver", "Isla", "George", "Ava", "Noah", "Zoë", "Jayden", "Chloé", "Mohammed", "Aaliyah",
              "Kacper", "Maya", "Tyler", "Grace", "Ibrahim", "Freya", "Leo", "Sienna", "Dylan", "Amara", "Kai", "Niamh",
              "Oskar", "Precious", "Reggie", "Tia", "Yusuf"]
+NICKNAMES = {"Oliver": "Ollie", "Mohammed": "Mo", "Amelia": "Millie", "Reggie": "Reg", "Jayden": "Jay",
+             "Ibrahim": "Ibby", "Tyler": "Ty", "George": "Georgie"}
 SURNAMES = ["Smith", "O'Brien", "Okafor", "Patel", "Nowak", "Williams", "Ahmed", "Jones", "Brown", "Kowalski",
             "Taylor", "Adeyemi", "Murphy", "Khan", "Evans", "Davies", "Mensah", "Clarke", "Hughes", "Singh", "Lewis",
             "Walker", "Ali", "Green"]
@@ -68,7 +70,7 @@ def generate_rows(n: int, *, seed: int = 2026, calendar: SchoolCalendar | None =
         ipa_start = calendar.next_school_day(decided - timedelta(days=rng.randint(40, 200)))
         row = {
             "Referral ID": f"HAV-{i:05d}", "UPN": make_upn(rng), "Legal forename": forename, "Legal surname": surname,
-            "Preferred name": rng.choice([None, None, None, forename[:3]]), "Date of birth": born,
+            "Preferred name": rng.choice([None, None, None, NICKNAMES.get(forename)]), "Date of birth": born,
             "Year group": rng.choice([f"Year {year}", f"Y{year}", str(year)]),
             "SEN status": rng.choice(["No SEN", "No SEN", "SEN support", "EHCP"]),
             "Looked after child": rng.choice(["No", "No", "No", "Yes"]),

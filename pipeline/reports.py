@@ -8,7 +8,7 @@ from pipeline.errors import ERROR, WARNING
 from pipeline.files import atomic_path, write_json
 from pipeline.ingest import Sheet
 from pipeline.rules import RowResult
-from pipeline.workbooks import Formats, new_workbook, write_value
+from pipeline.workbooks import Formats, new_workbook, print_setup, write_value
 
 ERROR_FILL = "#FFC7CE"
 WARNING_FILL = "#FFEB9C"
@@ -102,6 +102,7 @@ def write_validation_report(path: Path, sheet: Sheet, results: list[RowResult]) 
                 n += 1
                 _issue_row(issues_ws, n, issue, fmt)
         issues_ws.freeze_panes(1, 0)
+        print_setup(issues_ws)
         issues_ws.autofilter(0, 0, max(n, 1), len(ISSUE_HEADINGS) - 1)
         for col, w in enumerate((6, 8, 24, 24, 10, 10, 100)):
             issues_ws.set_column(col, col, w)

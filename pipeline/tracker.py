@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from pipeline.files import atomic_path
-from pipeline.workbooks import Formats, new_workbook, write_value
+from pipeline.workbooks import Formats, new_workbook, print_setup, write_value
 
 SHEET = "Reviews"
 STATUSES = ("Scheduled", "Held", "Missed", "Cancelled")
@@ -48,6 +48,7 @@ def write_tracker(path: Path, rows: list[tuple], *, run_id: str) -> None:
         status_col = HEADINGS.index("Status")
         date_col = HEADINGS.index("Date")
         ws.freeze_panes(1, 0)
+        print_setup(ws)
         ws.autofilter(0, 0, last, len(HEADINGS) - 1)
         # room below the last review for rows an officer adds
         ws.data_validation(1, status_col, last + 500, status_col, {
