@@ -214,7 +214,7 @@ def _checklist(r: Referral, ctx: dict, generated_on: date) -> list[dict]:
             "clause": "3.8",
             "requirement": "AP placements are time limited, with start and end dates agreed on the "
                            "Individual Placement Agreement (IPA).",
-            "status": f"IPA {placement['ipa_reference']}: {placement['ipa_start']} to "
+            "status": f"IPA reference {placement['ipa_reference']}: {placement['ipa_start']} to "
                       f"{placement['ipa_end']}.",
         })
     if r.reintegration_reason == "Direction off-site":
