@@ -22,8 +22,8 @@ SURNAMES = ["Smith", "O'Brien", "Okafor", "Patel", "Nowak", "Williams", "Ahmed",
             "Taylor", "Adeyemi", "Murphy", "Khan", "Evans", "Davies", "Mensah", "Clarke", "Hughes", "Singh", "Lewis",
             "Walker", "Ali", "Green"]
 SCHOOLS = [("Brookfield Academy", "brookfield.sch.uk"), ("Hylands School", "hylands.havering.sch.uk"),
-           ("Marshalls Park Academy", "marshallspark.org.uk"), ("Redden Court School", "reddencourt.havering.sch.uk"),
-           ("Royal Liberty School", "royalliberty.org.uk"), ("Sanders School", "sanders.havering.sch.uk"),
+           ("Marshalls Park Academy", "marshallspark.havering.sch.uk"), ("Redden Court School", "reddencourt.havering.sch.uk"),
+           ("Royal Liberty School", "royalliberty.havering.sch.uk"), ("Sanders School", "sanders.havering.sch.uk"),
            ("The Albany School", "albany.havering.sch.uk"), ("Drapers' Academy", "drapersacademy.com")]
 APS = ["Olive Academy Havering", "Havering Medical Tuition Service", "Koala Centre", "Bridge AP"]
 OFFICERS = [("Sam Jones", "sam.jones@havering.gov.uk"), ("Priya Shah", "priya.shah@havering.gov.uk")]
