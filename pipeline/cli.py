@@ -246,3 +246,37 @@ def check_templates_command(folder):
         click.echo(f"{len(problems)} problem(s) in {where}", err=True)
         sys.exit(1)
     click.echo(f"The templates in {where} are fine: every placeholder can be filled.")
+
+
+@main.command()
+@click.argument("tracker", type=click.Path(dir_okay=False, path_type=Path))
+@outbox_option
+@as_of_option
+@config_option
+def reviews(tracker, outbox, as_of, config_path):
+    """Read a filled-in review tracker back: report overdue, missed and cancelled reviews and pupils whose
+    settling-in period ended with too few reviews held, and write a new version of each plan with recorded
+    reviews (plans/<name>.reviewed-YYYY-MM-DD.docx, the as-of date; the original is never changed) and
+    review-state.json in the run folder. The run folder is the tracker's own folder, else --outbox/<run id>.
+    Exits 1 when a review is overdue or a tracker row is rejected.
+
+    \b
+    Example:
+      reintegrate reviews outbox/20261129T101500123456Z-ab12/review-tracker.xlsx --as-of 2027-03-01
+    """
+    from pipeline.reviews import review_tracker
+
+    config = _config(config_path, outbox)
+    progress = _ProgressBar() if sys.stderr.isatty() else None
+    if progress:
+        progress.bar.label = "Writing reviewed plans"
+    try:
+        report = review_tracker(tracker, outbox=config.outbox, as_of=as_of, config=config, progress=progress)
+    except ReintegrateError as exc:
+        _fail(str(exc))
+    finally:
+        if progress:
+            progress.close()
+    for line in report.lines():
+        click.echo(line)
+    sys.exit(report.exit_code)
