@@ -64,9 +64,11 @@ def manifest(run_id: str, input_name: str, as_of: date, accepted: list, paths: l
 
 
 def process_file(path: str | Path, *, config: Config | None = None, as_of: date | None = None,
-                 documents: bool = True, workers: int | None = None, progress=None) -> RunResult:
+                 documents: bool = True, workers: int | None = None, progress=None,
+                 run_id: str | None = None) -> RunResult:
     """Validate one spreadsheet and, with `documents`, write its plans, letters and tracker. Raises InputError
-    (nothing written) when the file cannot be read at all."""
+    (nothing written) when the file cannot be read at all. `run_id` (from `files.new_run_id()`) lets a caller
+    name the run folder before it exists, so it can find and remove an interrupted one (`pipeline.inbox`)."""
     config = config or Config()
     as_of = as_of or date.today()
     path = Path(path)
@@ -77,7 +79,11 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
         results = check_sheet(sheet, RuleContext(calendar, as_of, ledger))
         if (note := provisional_years(results, calendar)) is not None:
             sheet.file_issues.append(note)
-        run_id, run_dir = files.create_run_dir(config.outbox)
+        if run_id is None:
+            run_id, run_dir = files.create_run_dir(config.outbox)
+        else:  # created exclusively: a run id is never reused
+            run_dir = files.make_dir(Path(config.outbox)) / run_id
+            run_dir.mkdir(mode=files.DIR_MODE)
         accepted = [(r.referral, r.reviews) for r in results if r.accepted]
         paths: list[tuple[str, str]] = []
         if documents and accepted:
