@@ -8,6 +8,8 @@ it, and its error messages are keyed by heading so every message can name its ce
 
 from __future__ import annotations
 
+import re
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from schemas import parsers
@@ -29,7 +31,21 @@ class Parsed(fields.Field):
         try:
             return self.parser(value)
         except ValueError as exc:
-            raise ValidationError(str(exc)) from None
+            message = str(exc)
+            if self.metadata.get("personal"):
+                message = _without_value(message, value)
+            raise ValidationError(message) from None
+
+
+def _without_value(message: str, value) -> str:
+    """A message about a personal field (a name, date of birth, UPN, parent's contact) without the value, so
+    that messages printed on a terminal or written to logs never carry it; the validation report still shows
+    the value in its own cell."""
+    text = str(value)
+    for shown in sorted({text, text.strip(), " ".join(text.split())}, key=len, reverse=True):
+        if shown:
+            message = message.replace(f"'{shown}'", "the value").replace(shown, "the value")
+    return re.sub(r": [A-Z][a-z]+ \d{4} has no day (\d+)$", r": that month has no day \1", message)  # no month, year
 
 
 def _text(value) -> str:
@@ -80,8 +96,10 @@ YES_NO = ("Yes", "No")
 YEAR_GROUPS = ("R", *map(str, range(1, 12)))
 
 
-def _field(heading, parser, *, required=False, aliases=(), hint="", choices=None, kind="text", default=None):
-    meta = {"heading": heading, "aliases": tuple(aliases), "hint": hint, "choices": choices, "kind": kind}
+def _field(heading, parser, *, required=False, aliases=(), hint="", choices=None, kind="text", default=None,
+           personal=False):
+    meta = {"heading": heading, "aliases": tuple(aliases), "hint": hint, "choices": choices, "kind": kind,
+            "personal": personal}
     kwargs = {"data_key": heading, "required": required, "metadata": meta,
               "error_messages": {"required": f"{heading} is required but the cell is blank"}}
     if default is not None:
@@ -112,13 +130,13 @@ class ReferralSchema(Schema):
 
     referral_id = text("Referral ID", required=True, aliases=("Ref", "Reference", "Referral", "Referral number", "ID"),
                        hint="Your reference for this referral, unique in the file, e.g. HAV-0001.")
-    upn = _field("UPN", lambda v: parsers.parse_upn(v)[0], required=True,
+    upn = _field("UPN", lambda v: parsers.parse_upn(v)[0], required=True, personal=True,
                  aliases=("Unique pupil number", "Pupil UPN"),
                  hint="The pupil's 13-character Unique Pupil Number, e.g. B801200005001.")
-    legal_forename = text("Legal forename", required=True, aliases=("Forename", "First name", "Given name"))
-    legal_surname = text("Legal surname", required=True, aliases=("Surname", "Last name", "Family name"))
-    preferred_name = text("Preferred name", aliases=("Known as",), hint="Used to greet the pupil in the plan.")
-    date_of_birth = date_field("Date of birth", required=True, aliases=("DOB", "Birth date", "D.O.B."),
+    legal_forename = text("Legal forename", required=True, personal=True, aliases=("Forename", "First name", "Given name"))
+    legal_surname = text("Legal surname", required=True, personal=True, aliases=("Surname", "Last name", "Family name"))
+    preferred_name = text("Preferred name", personal=True, aliases=("Known as",), hint="Used to greet the pupil in the plan.")
+    date_of_birth = date_field("Date of birth", required=True, personal=True, aliases=("DOB", "Birth date", "D.O.B."),
                                hint="Day/month/year, e.g. 14/03/2012. The pupil must be 4 to 16 on the return date.")
     year_group = _field("Year group", parsers.parse_year_group, required=True, kind="choice", choices=YEAR_GROUPS,
                         aliases=("Year", "NC year", "National curriculum year"),
@@ -128,9 +146,9 @@ class ReferralSchema(Schema):
                         required=True, kind="choice", choices=SEN, aliases=("SEND", "SEND status", "SEN"))
     looked_after_child = yes_no("Looked after child", required=True, aliases=("LAC", "CLA", "Looked after", "CLA/LAC"))
     social_worker = text("Social worker")
-    parent_carer_name = text("Parent/carer name", required=True, aliases=("Parent name", "Carer name", "Parent", "Parent/carer"))
-    parent_carer_email = email("Parent/carer email", aliases=("Parent email", "Carer email"))
-    parent_carer_phone = _field("Parent/carer phone", parsers.parse_uk_phone, kind="phone",
+    parent_carer_name = text("Parent/carer name", required=True, personal=True, aliases=("Parent name", "Carer name", "Parent", "Parent/carer"))
+    parent_carer_email = email("Parent/carer email", personal=True, aliases=("Parent email", "Carer email"))
+    parent_carer_phone = _field("Parent/carer phone", parsers.parse_uk_phone, kind="phone", personal=True,
                                 aliases=("Parent phone", "Carer phone", "Parent telephone", "Parent/carer telephone"))
     reintegration_reason = _field("Reintegration reason", _choice(REASONS, {"AP": "Alternative provision",
                                                                             "Medical": "Medical provision",
