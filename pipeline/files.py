@@ -27,6 +27,9 @@ _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f
 def safe_name_part(text: str, limit: int = 60) -> str:
     """A piece of a file name: unicode letters kept readable, anything a file system could misread replaced."""
     text = unicodedata.normalize("NFC", str(text)).strip()
+    # invisible format characters (a right-to-left override can disguise ".docx" as "xcod.exe"), line and
+    # paragraph separators
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cc", "Zl", "Zp", "Cs", "Co", "Cn"))
     text = _FORBIDDEN.sub("-", text)
     text = re.sub(r"\s+", "-", text)
     text = re.sub(r"-{2,}", "-", text).strip(" .-")
