@@ -3,17 +3,40 @@ keep every value with the file's own cell reference.
 
 Nothing here judges a value; it only finds it. A file that cannot be read at all raises `InputError` with one
 sentence naming the file and the reason (the CLI's exit code 2).
+
+Input is untrusted (anyone who can write to the inbox can hand us a file), so reading is bounded in time and
+memory whatever the file holds (see docs/limits.md and the limits below):
+
+* `.xlsx`/`.xlsm` are read by a small streaming reader of our own (lxml `iterparse`), not by openpyxl or
+  calamine: openpyxl's read-only mode takes minutes over a sheet of a million empty formatted rows and pads
+  every row to the sheet's declared width, and calamine allocates the whole declared range at once (a 6 KB
+  workbook with one cell in A1 and one in XFD1048576 aborts the process). Rows holding no value are dropped
+  from the XML stream before parsing, so a million of them cost about a second.
+* Each part we unpack has a size limit checked against the zip directory before reading it, and zipfile
+  itself stops at the declared size (a part that lies about its size fails its CRC check): a zip bomb is
+  refused before it inflates. Macros (`xl/vbaProject.bin`) and every other part we do not need are never
+  opened, let alone run. XML is parsed without DTDs, entities or network access.
+* Password-protected workbooks (an encrypted package inside an OLE file) and old `.xls` files are told apart
+  by the names in the OLE directory and refused with a sentence saying what to do.
+* CSV is read as a stream with a bounded line length.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
+import mmap
+import posixpath
+import re
 import zipfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from lxml import etree
+from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
 
 from pipeline.errors import WARNING, InputError, Issue
 from schemas.parsers import normalise_heading
@@ -21,11 +44,22 @@ from schemas.referral import SCHEMA
 
 HEADING_SEARCH_ROWS = 10  # SPEC 2: the heading row may sit below title rows
 MIN_HEADINGS = 3  # a row matching fewer known headings is not a heading row
-MAX_UNPACKED_BYTES = 256 * 1024 * 1024  # a workbook inflating past this is refused (zip bomb)
-MAX_DATA_ROWS = 100_000
-MAX_FILE_BYTES = 100 * 1024 * 1024
 SHEET_NAME = "Referrals"
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
+
+# ---- limits (docs/limits.md states them for officers and administrators)
+MiB = 1 << 20
+MAX_FILE_BYTES = 100 * MiB  # the file on disk
+MAX_DATA_ROWS = 100_000  # non-blank rows below the heading row
+MAX_SHEET_ROW = 1_048_576  # Excel's last row: a row numbered beyond it is damage, not data
+MAX_COLUMNS = 256  # column IV: cells further right are ignored (with a warning)
+MAX_ZIP_MEMBERS = 10_000
+MAX_SHEET_XML_BYTES = 256 * MiB  # a worksheet's XML, streamed (bounds the time taken)
+MAX_STRINGS_XML_BYTES = 64 * MiB  # the shared-strings table, held in memory while reading
+MAX_PART_BYTES = 16 * MiB  # workbook.xml, relationships, styles
+MAX_UNPACKED_BYTES = MAX_SHEET_XML_BYTES  # kept for callers of the old name
+MAX_CSV_LINE_CHARS = 1_000_000
+CSV_FIELD_LIMIT = 131_072  # csv's own default, stated here so it is a documented bound
 
 
 def _heading_lookup() -> dict[str, str]:
@@ -83,100 +117,603 @@ def _clean(value):
 
 
 def _is_blank(cells) -> bool:
-    return all(v is None or (isinstance(v, str) and not v.strip()) for v in cells)
+    for v in cells:
+        if v is not None and not (isinstance(v, str) and not v.strip()):
+            return False
+    return True
+
+
+def _mb(size: int) -> str:
+    return f"{size / MiB:,.0f} MB" if size >= MiB else f"{size:,} bytes"
 
 
 # ---------------------------------------------------------------- what kind of file is this?
 def sniff(path: Path) -> str:
-    """'xlsx' or 'csv', or InputError saying why the file cannot be read."""
+    """'xlsx' or 'csv', or InputError saying why the file cannot be read. The content decides, not the name:
+    an Excel workbook saved with a .csv or .xls name is still read as a workbook."""
+    path = Path(path)
     if not path.is_file():
         raise InputError(path, "the file does not exist")
     suffix = path.suffix.lower()
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(path, f"the file cannot be opened ({exc.strerror or type(exc).__name__})") from None
     if size == 0:
         raise InputError(path, "the file is empty")
     if size > MAX_FILE_BYTES:
-        raise InputError(path, f"the file is {size // 2**20} MB, more than the {MAX_FILE_BYTES // 2**20} MB a referral workbook can be")
-    with path.open("rb") as fh:
-        head = fh.read(8)
-    if head.startswith(b"\xd0\xcf\x11\xe0"):
-        # an OLE compound file: either an old .xls or an encrypted (password-protected) .xlsx
-        data = path.read_bytes()
-        if "EncryptionInfo".encode("utf-16-le") in data or "EncryptedPackage".encode("utf-16-le") in data:
-            raise InputError(path, "the workbook is password-protected: remove the password in Excel (File > Info > Protect Workbook) and save it again")
-        raise InputError(path, "this is an old Excel 97-2003 (.xls) workbook: open it in Excel and save it as .xlsx")
-    if suffix == ".xls":
-        raise InputError(path, "this is not an Excel 97-2003 workbook despite its .xls name: save the referrals as .xlsx")
+        raise InputError(path, f"the file is {_mb(size)}, more than the {_mb(MAX_FILE_BYTES)} a referral workbook can be")
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        _refuse_ole(path)
     if head.startswith(b"PK\x03\x04"):
-        if suffix not in (".xlsx", ".xlsm"):
-            raise InputError(path, f"a '{suffix}' file is not a referral spreadsheet: use .xlsx, .xlsm or .csv")
+        if suffix not in (".xlsx", ".xlsm", ".csv", ".xls"):
+            raise InputError(path, f"a '{suffix or 'no extension'}' file is not a referral spreadsheet: use .xlsx, .xlsm or .csv")
         _check_zip(path)
         return "xlsx"
     if suffix in (".xlsx", ".xlsm"):
-        raise InputError(path, "the file is not an Excel workbook despite its name (it may be damaged or another kind of file renamed)")
+        raise InputError(path, "the file is not an Excel workbook despite its name (it may be damaged, or another kind of file renamed)")
+    if suffix == ".xls":
+        raise InputError(path, "this is not an Excel 97-2003 workbook despite its .xls name: save the referrals as .xlsx")
     if suffix == ".csv":
         return "csv"
     raise InputError(path, f"'{suffix or 'no extension'}' is not a spreadsheet type we read: use .xlsx, .xlsm or .csv")
+
+
+_OLE_NAMES = ("EncryptionInfo", "EncryptedPackage", "Workbook", "Book", "WordDocument", "PowerPoint Document")
+
+
+def _ole_stream_names(path: Path) -> set[str]:
+    """Names of the streams we care about in an OLE compound file: directory entries are 128 bytes, aligned
+    to 128 bytes, the name in UTF-16 followed at offset 64 by its length in bytes (with the terminator)."""
+    found = set()
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for name in _OLE_NAMES:
+            needle = name.encode("utf-16-le") + b"\x00\x00"
+            start = 512
+            while (at := data.find(needle, start)) != -1:
+                if at % 128 == 0 and int.from_bytes(data[at + 64:at + 66], "little") == len(needle):
+                    found.add(name)
+                    break
+                start = at + 1
+    return found
+
+
+def _refuse_ole(path: Path) -> None:
+    names = _ole_stream_names(path)
+    if {"EncryptionInfo", "EncryptedPackage"} & names:
+        raise InputError(path, "the workbook is password-protected: open it in Excel, remove the password (File > Info > "
+                               "Protect Workbook > Encrypt with Password) and save it again")
+    if {"Workbook", "Book"} & names:
+        raise InputError(path, "this is an old Excel 97-2003 (.xls) workbook: open it in Excel and save it as .xlsx")
+    if {"WordDocument", "PowerPoint Document"} & names:
+        raise InputError(path, "this is a Word or PowerPoint file, not a spreadsheet: use .xlsx, .xlsm or .csv")
+    raise InputError(path, "this is an old-style Office file but not an Excel workbook we can read: save the referrals as .xlsx")
 
 
 def _check_zip(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
-            names = {i.filename for i in infos}
-            bad = zf.testzip() if len(infos) < 2000 else None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise InputError(path, f"the workbook is damaged and cannot be opened ({type(exc).__name__})") from None
-    if bad is not None:
-        raise InputError(path, f"the workbook is damaged: its part {bad} cannot be read")
-    if "xl/workbook.xml" not in names:
+    except Exception as exc:  # zipfile raises many types for a damaged archive
+        raise InputError(path, "the workbook is damaged and cannot be opened (it is cut short, or its zip structure is broken)") from None
+    if len(infos) > MAX_ZIP_MEMBERS:
+        raise InputError(path, f"the file holds {len(infos):,} parts, more than the {MAX_ZIP_MEMBERS:,} a workbook can have; it is not a normal referral workbook")
+    names = {i.filename.lower() for i in infos}
+    if "[content_types].xml" not in names or not any(n.startswith("xl/") for n in names):
         raise InputError(path, "the file is a zip archive but not an Excel workbook (it may be a Word or other Office file renamed)")
-    unpacked = sum(i.file_size for i in infos)
-    if unpacked > MAX_UNPACKED_BYTES:
-        raise InputError(path, f"the workbook unpacks to {unpacked // 2**20} MB, more than the {MAX_UNPACKED_BYTES // 2**20} MB limit; it is not a normal referral workbook")
 
 
-# ---------------------------------------------------------------- reading grids
-def _xlsx_sheets(path: Path):
-    """Yield (sheet name, row iterator of value tuples) for each worksheet, never running macros."""
-    import openpyxl  # openpyxl never executes VBA; keep_vba=False drops it entirely
-
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_vba=False, keep_links=False)
-    except Exception as exc:  # openpyxl raises many types for damaged files
-        raise InputError(path, f"the workbook is damaged and cannot be opened ({type(exc).__name__})") from None
-    try:
-        for ws in wb.worksheets:
-            yield ws.title, ws.iter_rows(values_only=True)
-    finally:
-        wb.close()
+# ---------------------------------------------------------------- reading .xlsx: the parts we need
+_XML_PARSER = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True,
+                   remove_pis=True)
 
 
-def _csv_sheets(path: Path):
-    raw = path.read_bytes()
-    issues = []
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
+def _local(tag) -> str:
+    return tag[tag.rfind("}") + 1:] if isinstance(tag, str) else ""
+
+
+class _Part:
+    """A zip member as a file object for lxml that refuses a DOCTYPE (OOXML never has one)."""
+
+    CHUNK = MiB
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.started = False
+
+    def read(self, size=-1) -> bytes:
+        chunk = self.raw.read(self.CHUNK)
+        if not self.started:
+            self.started = True
+            if re.search(rb"<!DOCTYPE|<!ENTITY", chunk[:4096], re.I):
+                raise _Damaged("it holds an XML document type declaration, which Excel never writes")
+        return chunk
+
+    def close(self):
+        self.raw.close()
+
+
+_QNAME = rb"(?:[A-Za-z_][\w.\-]*:)?"
+
+
+class _SheetStream(_Part):
+    """A worksheet's XML with only what we read left in it, so that parsing is fast and holds little memory
+    whatever else the sheet carries: the root element, the rows of <sheetData> that hold something (a row
+    with an explicit number and only self-closed, valueless cells is dropped as bytes, before parsing), and
+    <mergeCells>. Everything else (column formats, conditional formats, extensions...) is skipped unparsed.
+    Tags never contain '<', so cutting each chunk at its last '<' never splits a tag we look for."""
+
+    MAX_CARRY = 4 * MiB
+    _ROOT = re.compile(rb"<(?![?!])(" + _QNAME + rb"[A-Za-z_][\w.\-]*)[^>]*>")
+    _SHEET_DATA = re.compile(rb"<(" + _QNAME + rb")sheetData(?=[\s/>])[^>]*?(/?)>")
+    _MERGE_CELLS = re.compile(rb"<(" + _QNAME + rb")mergeCells(?=[\s/>])[^>]*?(/?)>")
+    _EMPTY_ROW = re.compile(rb"<(" + _QNAME + rb")row\s[^>]*?\br\s*=\s*[\"']\d+[\"'][^>]*?"
+                            rb"(?:/>|>(?:\s*<\1c\s[^>]*/>)*\s*</\1row\s*>)")
+
+    def __init__(self, raw):
+        super().__init__(raw)
+        self.state = "prolog"  # prolog -> skip -> rows -> tail -> (merges -> tail) -> done
+        self.root = b""
+        self.close_tag = None
+        self.carry = b""
+        self.eof = False
+
+    def read(self, size=-1) -> bytes:
+        while not self.eof:
+            chunk = super().read()
+            if not chunk:
+                self.eof = True
+                out = self._flush_rows(self.carry) if self.state in ("rows", "merges") else b""
+                self.carry = b""
+                if self.state == "prolog":
+                    raise _Damaged("a worksheet has no root element")
+                if self.state in ("rows", "merges"):
+                    raise _Damaged("a worksheet is cut short")
+                return out + (b"</" + self.root + b">" if self.root else b"")
+            data = self.carry + chunk
+            cut = data.rfind(b"<")
+            if cut <= 0 or len(data) - cut > self.MAX_CARRY:
+                if self.state in ("rows", "merges"):
+                    self.carry = b""
+                    return self._flush_rows(data)
+                self.carry = data[-64:] if self.state == "prolog" else b""
+                continue
+            data, self.carry = data[:cut], data[cut:]
+            out = self._process(data)
+            if out:
+                return out
+        return b""
+
+    def _flush_rows(self, data: bytes) -> bytes:
+        return self._EMPTY_ROW.sub(b"", data) if self.state == "rows" else data
+
+    def _process(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            if self.state == "prolog":
+                m = self._ROOT.search(data)
+                if m is None:
+                    return b"".join(out)
+                self.root = m[1]
+                out.append(data[:m.end()])
+                data, self.state = data[m.end():], "skip"
+            elif self.state == "skip":
+                m = self._SHEET_DATA.search(data)
+                if m is None:
+                    return b"".join(out)
+                out.append(m[0])
+                data = data[m.end():]
+                if m[2]:  # <sheetData/>
+                    self.state = "tail"
+                else:
+                    self.state, self.close_tag = "rows", re.compile(rb"</" + re.escape(m[1]) + rb"sheetData\s*>")
+            elif self.state in ("rows", "merges"):
+                m = self.close_tag.search(data)
+                if m is None:
+                    out.append(self._flush_rows(data))
+                    return b"".join(out)
+                out.append(self._flush_rows(data[:m.end()]))
+                data, self.state = data[m.end():], "tail"
+            elif self.state == "tail":
+                m = self._MERGE_CELLS.search(data)
+                if m is None:
+                    return b"".join(out)
+                out.append(m[0])
+                data = data[m.end():]
+                if not m[2]:
+                    self.state, self.close_tag = "merges", re.compile(rb"</" + re.escape(m[1]) + rb"mergeCells\s*>")
+            else:
+                return b"".join(out)
+        return b"".join(out)
+
+
+class _Damaged(Exception):
+    """A structural problem found while reading a workbook; becomes an InputError naming the file."""
+
+
+class _Workbook:
+    """The parts of an .xlsx we need, opened lazily and each within its limit."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.zf = zipfile.ZipFile(path)
+        self.members = {i.filename.lower(): i for i in self.zf.infolist()}
+        workbook_part = self._office_document()
+        rels = self._relationships(workbook_part)
+        self.sheets: list[tuple[str, str]] = []  # (sheet name, zip member)
+        self.epoch = CALENDAR_WINDOWS_1900
+        root = self._xml(workbook_part, MAX_PART_BYTES)
+        for element in root.iter():
+            name = _local(element.tag)
+            if name == "workbookPr" and element.get("date1904", "").lower() in ("1", "true"):
+                self.epoch = CALENDAR_MAC_1904
+            elif name == "sheet":
+                rid = next((v for k, v in element.attrib.items() if _local(k) == "id"), None)
+                target = rels.get(rid)
+                if target and target[0].endswith("/worksheet") and target[1] in self.members:
+                    self.sheets.append((element.get("name") or "", target[1]))
+        if not self.sheets:
+            raise _Damaged("it has no worksheets")
+        kinds = {kind.rsplit("/", 1)[-1]: member for kind, member in rels.values()}
+        self.strings = self._shared_strings(kinds.get("sharedStrings"))
+        self.date_styles = self._date_styles(kinds.get("styles"))
+
+    @classmethod
+    def open_file(cls, path: Path) -> "_Workbook":
+        wb = cls.__new__(cls)
+        wb.zf = None
         try:
-            text = raw.decode("cp1252")
-        except UnicodeDecodeError:
-            raise InputError(path, "the CSV file is not text in UTF-8 or Windows-1252: save it from Excel as 'CSV UTF-8'") from None
-        issues.append(Issue(WARNING, "schema", "the CSV file is not UTF-8; it was read as Windows-1252 (save it as 'CSV UTF-8' to be sure accents are right)"))
-    if "\x00" in text:
-        raise InputError(path, "the file is not a CSV text file (it holds binary data)")
+            wb.__init__(path)
+        except BaseException:
+            if wb.zf is not None:
+                wb.zf.close()
+            raise
+        return wb
+
+    def close(self):
+        self.zf.close()
+
+    def open(self, member: str, limit: int, *, sheet: bool = False) -> _Part:
+        info = self.members.get(member.lower())
+        if info is None:
+            raise _Damaged(f"its part {member} is missing")
+        if info.flag_bits & 0x1:
+            raise InputError(self.path, "the workbook is password-protected: open it in Excel, remove the password and save it again")
+        if info.file_size > limit:
+            raise InputError(self.path, f"the workbook's part {info.filename} unpacks to {_mb(info.file_size)}, more than the "
+                                        f"{_mb(limit)} limit; it is not a normal referral workbook (it may be a 'zip bomb')")
+        raw = self.zf.open(info)
+        return _SheetStream(raw) if sheet else _Part(raw)
+
+    def _xml(self, member: str, limit: int):
+        part = self.open(member, limit)
+        try:
+            return etree.parse(part, etree.XMLParser(**_XML_PARSER)).getroot()
+        finally:
+            part.close()
+
+    def _office_document(self) -> str:
+        if "_rels/.rels" in self.members:
+            for kind, member in self._relationships("").values():
+                if kind.endswith("/officeDocument") and member in self.members:
+                    return member
+        if "xl/workbook.xml" in self.members:
+            return "xl/workbook.xml"
+        raise _Damaged("it has no workbook part")
+
+    def _relationships(self, part: str) -> dict[str, tuple[str, str]]:
+        """rId -> (relationship type, zip member in lower case) for the part's relationships."""
+        folder, _, name = part.rpartition("/")
+        rels_name = f"{folder}/_rels/{name}.rels" if folder else f"_rels/{name}.rels"
+        if rels_name.lower() not in self.members:
+            return {}
+        result = {}
+        for element in self._xml(rels_name, MAX_PART_BYTES).iter():
+            if _local(element.tag) != "Relationship" or element.get("TargetMode") == "External":
+                continue
+            target = element.get("Target") or ""
+            target = target.lstrip("/") if target.startswith("/") else posixpath.join(folder, target)
+            result[element.get("Id")] = (element.get("Type") or "", posixpath.normpath(target).lower())
+        return result
+
+    def _shared_strings(self, member: str | None) -> list[str]:
+        if member is None or member not in self.members:
+            return []
+        strings = []
+        part = self.open(member, MAX_STRINGS_XML_BYTES)
+        try:
+            for _, si in etree.iterparse(part, events=("end",), tag="{*}si", **_XML_PARSER):
+                strings.append(_unescape(_rich_text(si)))
+                si.clear()
+        finally:
+            part.close()
+        return strings
+
+    def _date_styles(self, member: str | None) -> frozenset[int]:
+        if member is None or member not in self.members:
+            return frozenset()
+        root = self._xml(member, MAX_PART_BYTES)
+        formats = dict(BUILTIN_FORMATS)
+        xfs = None
+        for element in root:
+            if _local(element.tag) == "numFmts":
+                for fmt in element:
+                    try:
+                        formats[int(fmt.get("numFmtId"))] = fmt.get("formatCode") or ""
+                    except (TypeError, ValueError):
+                        continue
+            elif _local(element.tag) == "cellXfs":
+                xfs = element
+        dates = set()
+        for index, xf in enumerate(xfs if xfs is not None else ()):
+            try:
+                code = formats.get(int(xf.get("numFmtId", 0)))
+            except ValueError:
+                continue
+            if code and is_date_format(code):
+                dates.add(index)
+        return frozenset(dates)
+
+
+def _rich_text(element) -> str:
+    """The text of an <si> or <is>: its <t>, or its runs' <t>s; phonetic runs (<rPh>) left out."""
+    parts = []
+    for child in element:
+        name = _local(child.tag)
+        if name == "t":
+            parts.append(child.text or "")
+        elif name == "r":
+            for t in child:
+                if _local(t.tag) == "t":
+                    parts.append(t.text or "")
+    return "".join(parts)
+
+
+_ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def _unescape(text: str) -> str:
+    """Excel writes characters XML cannot hold as _xHHHH_ (a carriage return is _x000D_)."""
+    if "_x" not in text:
+        return text
+    return _ESCAPED.sub(lambda m: chr(int(m[1], 16)), text)
+
+
+_COLUMN_CACHE: dict[str, int] = {}
+_REF = re.compile(r"([A-Za-z]{1,3})(\d+)")
+
+
+def _column_of(ref: str) -> int:
+    """1-based column of a cell reference such as 'AB12'."""
+    letters = ref.rstrip("0123456789")
+    column = _COLUMN_CACHE.get(letters)
+    if column is None:
+        if not _REF.fullmatch(ref):
+            raise _Damaged(f"a cell has the reference '{ref[:20]}', which is not a cell")
+        column = 0
+        for ch in letters.upper():
+            column = column * 26 + ord(ch) - 64
+        if len(_COLUMN_CACHE) < 20_000:
+            _COLUMN_CACHE[letters] = column
+    return column
+
+
+@dataclass
+class _SheetNotes:
+    """What reading a worksheet noticed besides values (turned into file-level warnings)."""
+
+    formulas_without_value: list[str] = field(default_factory=list)
+    beyond_last_column: str | None = None
+    merged: list[str] = field(default_factory=list)
+
+
+def _number(text: str, style: int, wb: _Workbook):
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise InputError(path, f"the CSV file cannot be read ({exc})") from None
-    return [(path.stem, iter([tuple(r) for r in rows]))], issues
+        value = int(text) if text.lstrip("-").isdigit() else float(text)
+    except ValueError:
+        return text
+    if style in wb.date_styles:
+        try:
+            return from_excel(value, wb.epoch)
+        except (OverflowError, ValueError, TypeError):
+            return value
+    return value
+
+
+class _Tags:
+    """The element names of one sheet's namespace (transitional or strict OOXML), to compare tags cheaply."""
+
+    def __init__(self, tag: str):
+        ns = tag[:tag.rfind("}") + 1]
+        self.c, self.v, self.f, self.inline, self.t, self.r = (ns + n for n in ("c", "v", "f", "is", "t", "r"))
+
+
+def _inline_text(element, tags: _Tags) -> str:
+    parts = []
+    for child in element:
+        if child.tag == tags.t:
+            parts.append(child.text or "")
+        elif child.tag == tags.r:
+            parts.extend(t.text or "" for t in child if t.tag == tags.t)
+    return _unescape("".join(parts))
+
+
+def _cell_value(cell, wb: _Workbook, tags: _Tags):
+    """(value, has_formula_without_value) of one <c> element."""
+    text = inline = None
+    formula = False
+    for child in cell:
+        tag = child.tag
+        if tag == tags.v:
+            text = child.text or ""
+        elif tag == tags.f:
+            formula = True
+        elif tag == tags.inline:
+            inline = _inline_text(child, tags)
+    kind = cell.get("t")
+    if inline is not None and kind == "inlineStr":
+        return inline, False
+    if text is None or (formula and not text and kind in (None, "n")):
+        return None, formula
+    if kind is None or kind == "n":
+        style = cell.get("s")
+        try:
+            style = int(style) if style else 0
+        except ValueError:
+            style = 0
+        return _number(text.strip(), style, wb), False
+    if kind == "s":
+        try:
+            return wb.strings[int(text)], False
+        except (ValueError, IndexError):
+            raise _Damaged(f"cell {cell.get('r') or '?'} refers to a shared string that does not exist") from None
+    if kind in ("str", "inlineStr"):
+        return _unescape(text), False
+    if kind == "e":
+        return text.strip(), False
+    if kind == "b":
+        return text.strip() in ("1", "true"), False
+    if kind == "d":
+        try:
+            return datetime.fromisoformat(text.strip()), False
+        except ValueError:
+            return text, False
+    return text, False
+
+
+def _sheet_rows(wb: _Workbook, member: str, notes: _SheetNotes):
+    """Yield (row number, cells tuple) for every row holding a value, streaming the sheet's XML."""
+    part = wb.open(member, MAX_SHEET_XML_BYTES, sheet=True)
+    last_row = 0
+    done = 0
+    tags = None
+    try:
+        for _, element in etree.iterparse(part, events=("end",), tag=("{*}row", "{*}mergeCell"), **_XML_PARSER):
+            done += 1
+            if done % 256 == 0:
+                parent = element.getparent()
+                if parent is not None:
+                    del parent[:-1]  # rows (or merges) already read: memory stays bounded
+            if _local(element.tag) == "mergeCell":
+                if len(notes.merged) < 10_000:
+                    notes.merged.append(element.get("ref") or "")
+                element.clear()
+                continue
+            if tags is None:
+                tags = _Tags(element.tag)
+            number = element.get("r")
+            try:
+                number = int(number) if number is not None else last_row + 1
+            except ValueError:
+                raise _Damaged(f"a row is numbered '{number[:20]}'") from None
+            if not last_row < number <= MAX_SHEET_ROW:
+                raise _Damaged(f"its rows are out of order or numbered beyond Excel's last row (row {number:,} after row {last_row:,})")
+            last_row = number
+            values: dict[int, object] = {}
+            column = 0
+            for cell in element:
+                if cell.tag != tags.c:
+                    continue
+                ref = cell.get("r")
+                column = _column_of(ref) if ref else column + 1
+                value, no_value = _cell_value(cell, wb, tags)
+                if column > MAX_COLUMNS:
+                    if value is not None and notes.beyond_last_column is None:
+                        notes.beyond_last_column = f"{get_column_letter(min(column, 16384))}{number}"
+                    continue
+                if no_value and len(notes.formulas_without_value) < 1000:
+                    notes.formulas_without_value.append(f"{get_column_letter(column)}{number}")
+                if value is not None:
+                    values[column] = value
+            element.clear()
+            if values:
+                cells = [None] * max(values)
+                for col, value in values.items():
+                    cells[col - 1] = value
+                yield number, tuple(cells)
+    finally:
+        part.close()
+
+
+def _xlsx_sheets(path: Path, notes: _SheetNotes):
+    """(sheets, workbook): sheets as [(name, row iterator)], never touching macros or unneeded parts."""
+    try:
+        wb = _Workbook.open_file(path)
+    except InputError:
+        raise
+    except _Damaged as exc:
+        raise InputError(path, f"the workbook is damaged: {exc}") from None
+    except Exception as exc:  # zipfile, zlib and lxml raise many types for damaged files
+        raise InputError(path, f"the workbook is damaged and cannot be opened ({_reason(exc)})") from None
+    return [(name, _sheet_rows(wb, member, notes)) for name, member in wb.sheets], wb
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, etree.XMLSyntaxError):
+        return "its XML is malformed"
+    if isinstance(exc, zipfile.BadZipFile):
+        return "a part fails its checksum" if "CRC" in str(exc) else "the zip structure is broken"
+    if isinstance(exc, (EOFError, ValueError)) or type(exc).__name__ == "error":  # zlib.error
+        return "a part is cut short or corrupt"
+    return type(exc).__name__
+
+
+# ---------------------------------------------------------------- reading CSV
+def _csv_encoding(path: Path) -> tuple[str, list[Issue]]:
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(path, "the CSV file is in UTF-16 ('Unicode text'): save it from Excel as 'CSV UTF-8'")
+    for encoding in ("utf-8-sig", "cp1252"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with path.open("rb") as fh:
+                while chunk := fh.read(MiB):
+                    if b"\x00" in chunk:
+                        raise InputError(path, "the file is not a CSV text file (it holds binary data)")
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        if encoding == "cp1252":
+            return encoding, [Issue(WARNING, "schema", "the CSV file is not UTF-8; it was read as Windows-1252 (save it "
+                                                       "as 'CSV UTF-8' to be sure accents are right)")]
+        return encoding, []
+    raise InputError(path, "the CSV file is not text in UTF-8 or Windows-1252: save it from Excel as 'CSV UTF-8'")
+
+
+def _csv_rows(path: Path, encoding: str):
+    def lines(fh):
+        number = 0
+        while line := fh.readline(MAX_CSV_LINE_CHARS + 1):
+            number += 1
+            if len(line) > MAX_CSV_LINE_CHARS:
+                raise InputError(path, f"line {number:,} of the CSV file is longer than {MAX_CSV_LINE_CHARS:,} characters; "
+                                       "it is not a referral spreadsheet")
+            yield line
+
+    old_limit = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        with path.open("r", encoding=encoding, newline="") as fh:
+            reader = csv.reader(lines(fh))
+            try:
+                for number, cells in enumerate(reader, start=1):
+                    if number > MAX_SHEET_ROW:
+                        raise InputError(path, f"the CSV file has more than {MAX_SHEET_ROW:,} lines, more than Excel can hold")
+                    yield number, tuple(cells[:MAX_COLUMNS])
+            except csv.Error as exc:
+                raise InputError(path, f"the CSV file cannot be read at line {reader.line_num:,} ({exc})") from None
+    finally:
+        csv.field_size_limit(old_limit)
 
 
 # ---------------------------------------------------------------- finding headings
 def _match_headings(cells) -> dict[str, list[tuple[int, str]]]:
     found: dict[str, list[tuple[int, str]]] = {}
     for index, value in enumerate(cells):
-        if value is None:
+        if value is None or not isinstance(value, str) or len(value) > 200:
             continue
         name = HEADING_LOOKUP.get(normalise_heading(value))
         if name:
@@ -197,50 +734,67 @@ def read_referrals(path: str | Path) -> Sheet:
     """Read the referral sheet of a workbook or CSV file."""
     path = Path(path)
     kind = sniff(path)
-    file_issues: list[Issue] = []
+    notes = _SheetNotes()
+    workbook = None
     if kind == "csv":
-        sheets, file_issues = _csv_sheets(path)
+        encoding, file_issues = _csv_encoding(path)
+        sheets = [(path.stem, _csv_rows(path, encoding))]
     else:
-        sheets = _xlsx_sheets(path)
+        file_issues = []
+        sheets, workbook = _xlsx_sheets(path, notes)
     try:
-        return _read_sheet(path, sheets, file_issues)
+        return _read_sheet(path, sheets, file_issues, notes, is_csv=kind == "csv")
     except InputError:
         raise
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError) as exc:
-        raise InputError(path, f"the workbook is damaged and cannot be read ({type(exc).__name__})") from None
+    except _Damaged as exc:
+        raise InputError(path, f"the workbook is damaged: {exc}") from None
+    except (MemoryError, RecursionError):
+        raise InputError(path, "the file is too large or too deeply nested to read; it is not a normal referral workbook") from None
+    except Exception as exc:  # zipfile, zlib and lxml raise many types for damaged files
+        raise InputError(path, f"the workbook is damaged and cannot be read ({_reason(exc)})") from None
+    finally:
+        for _, rows in sheets:
+            close = getattr(rows, "close", None)
+            if close:
+                close()
+        if workbook is not None:
+            workbook.close()
 
 
-def _read_sheet(path: Path, sheets, file_issues: list[Issue]) -> Sheet:
-    candidates = []
-    for name, rows in sheets:
-        head = []
-        for number, cells in enumerate(rows, start=1):
-            head.append((number, tuple(cells)))
-            if number >= HEADING_SEARCH_ROWS:
-                break
-        candidates.append((name, rows, head))
-        if name.strip().casefold() == SHEET_NAME.casefold():
-            candidates = [candidates[-1]]  # SPEC 2: the Referrals sheet is used if present
-            break
-    named = [c for c in candidates if c[0].strip().casefold() == SHEET_NAME.casefold()]
+def _head(rows):
+    """The rows numbered within the heading search, and the first row after them (or None)."""
+    head = []
+    for number, cells in rows:
+        if number > HEADING_SEARCH_ROWS:
+            return head, (number, cells)
+        head.append((number, cells))
+    return head, None
+
+
+def _read_sheet(path: Path, sheets, file_issues: list[Issue], notes: _SheetNotes, *, is_csv: bool) -> Sheet:
+    named = [s for s in sheets if s[0].strip().casefold() == SHEET_NAME.casefold()]
+    chosen = heading = None
     if named:
-        chosen = named[0]
-        heading = _find_heading_row(chosen[2])
+        # SPEC 2: the Referrals sheet is used if present
+        name, rows = named[0]
+        head, pending = _head(rows)
+        heading = _find_heading_row(head)
         if heading is None:
-            raise InputError(path, f"sheet '{chosen[0]}' has no heading row we recognise in its first {HEADING_SEARCH_ROWS} rows (expected headings such as Referral ID, UPN, Legal surname)")
+            raise InputError(path, f"sheet '{name}' has no heading row we recognise in its first {HEADING_SEARCH_ROWS} rows (expected headings such as Referral ID, UPN, Legal surname)")
+        chosen = (name, rows, head, pending)
     else:
-        chosen = heading = None
-        for candidate in candidates:
-            heading = _find_heading_row(candidate[2])
+        for name, rows in sheets:
+            head, pending = _head(rows)
+            heading = _find_heading_row(head)
             if heading:
-                chosen = candidate
+                chosen = (name, rows, head, pending)
                 break
         if chosen is None:
-            what = "the file" if path.suffix.lower() == ".csv" else "no sheet"
-            raise InputError(path, f"{what} has no heading row we recognise in its first {HEADING_SEARCH_ROWS} rows (expected headings such as Referral ID, UPN, Legal surname)")
-    sheet_name, rows, head = chosen
+            what = "the file has no heading row" if is_csv else "no sheet has a heading row"
+            raise InputError(path, f"{what} we recognise in its first {HEADING_SEARCH_ROWS} rows (expected headings such as Referral ID, UPN, Legal surname)")
+    sheet_name, rows, head, pending = chosen
     heading_number, found = heading
-    sheet_label = f"sheet '{sheet_name}'" if path.suffix.lower() != ".csv" else "the file"
+    sheet_label = "the file" if is_csv else f"sheet '{sheet_name}'"
     for name, places in found.items():
         if len(places) > 1:
             cells = " and ".join(f"{get_column_letter(i + 1)}{heading_number}" for i, _ in places)
@@ -250,15 +804,17 @@ def _read_sheet(path: Path, sheets, file_issues: list[Issue]) -> Sheet:
     known = {c.index for c in columns.values()}
     for index, value in enumerate(heading_cells):
         if index not in known and value is not None and str(value).strip():
-            file_issues.append(Issue(WARNING, "schema", f"column '{str(value).strip()}' is not a referral heading we know, so it was ignored",
-                                     column=str(value).strip(), cell=f"{get_column_letter(index + 1)}{heading_number}"))
+            text = str(value).strip()
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            file_issues.append(Issue(WARNING, "schema", f"column '{shown}' is not a referral heading we know, so it was ignored",
+                                     column=shown, cell=f"{get_column_letter(index + 1)}{heading_number}"))
     for name, fld in SCHEMA.fields.items():
         if fld.required and name not in columns:
             file_issues.append(Issue("error", "schema", f"there is no '{fld.data_key}' column, so every row lacks it; add the column (see `reintegrate template`)",
                                      column=fld.data_key))
 
     title_rows = [(n, c) for n, c in head if n < heading_number and not _is_blank(c)]
-    by_key = [(fld_name, column.index, SCHEMA.fields[fld_name].data_key) for fld_name, column in columns.items()]
+    by_key = [(column.index, SCHEMA.fields[fld_name].data_key) for fld_name, column in columns.items()]
     data_rows: list[InputRow] = []
 
     def take(number, cells):
@@ -267,7 +823,7 @@ def _read_sheet(path: Path, sheets, file_issues: list[Issue]) -> Sheet:
         if len(data_rows) >= MAX_DATA_ROWS:
             raise InputError(path, f"{sheet_label} has more than {MAX_DATA_ROWS:,} referral rows; split it into smaller files")
         values = {}
-        for _, index, key in by_key:
+        for index, key in by_key:
             if index < len(cells):
                 value = _clean(cells[index])
                 if value is not None:
@@ -277,6 +833,42 @@ def _read_sheet(path: Path, sheets, file_issues: list[Issue]) -> Sheet:
     for number, cells in head:
         if number > heading_number:
             take(number, cells)
-    for number, cells in enumerate(rows, start=len(head) + 1):
-        take(number, tuple(cells))
+    if pending is not None:
+        take(*pending)
+    for number, cells in rows:
+        take(number, cells)
+
+    file_issues.extend(_notes_issues(notes, heading_number, sheet_label))
+    if not data_rows:
+        file_issues.append(Issue(WARNING, "schema", f"{sheet_label} has a heading row (row {heading_number}) but no referral rows below it"))
     return Sheet(path, sheet_name, heading_number, columns, data_rows, title_rows, heading_cells, file_issues)
+
+
+def _notes_issues(notes: _SheetNotes, heading_number: int, sheet_label: str) -> list[Issue]:
+    issues = []
+    if notes.formulas_without_value:
+        cells = notes.formulas_without_value
+        listed = ", ".join(cells[:10]) + (f" and {len(cells) - 10:,} more" if len(cells) > 10 else "")
+        what = f"cells {listed} hold formulas" if len(cells) > 1 else f"cell {listed} holds a formula"
+        issues.append(Issue(WARNING, "schema", f"{sheet_label}: {what} with no saved result (the file was not last saved by "
+                                               "Excel), so it was read as blank; open the file in Excel, save it and try again",
+                            cell=cells[0]))
+    if notes.beyond_last_column:
+        issues.append(Issue(WARNING, "schema", f"{sheet_label}: cells beyond column {get_column_letter(MAX_COLUMNS)} (the first at "
+                                               f"{notes.beyond_last_column}) were ignored; keep referrals in the first "
+                                               f"{MAX_COLUMNS} columns", cell=notes.beyond_last_column))
+    data_merges = []
+    for ref in notes.merged:
+        first, _, last = ref.partition(":")
+        try:
+            last_row = int((last or first).lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
+        except ValueError:
+            continue
+        if last_row > heading_number:
+            data_merges.append(ref)
+    if data_merges:
+        listed = ", ".join(data_merges[:10]) + (f" and {len(data_merges) - 10:,} more" if len(data_merges) > 10 else "")
+        issues.append(Issue(WARNING, "schema", f"{sheet_label}: cells {listed} are merged; only the first cell of a merged area "
+                                               "holds its value, so the others were read as blank; unmerge them and fill in "
+                                               "every row", cell=data_merges[0].partition(":")[0]))
+    return issues
