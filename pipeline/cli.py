@@ -280,3 +280,51 @@ def reviews(tracker, outbox, as_of, config_path):
     for line in report.lines():
         click.echo(line)
     sys.exit(report.exit_code)
+
+
+def _day_or_none(ctx, param, value):
+    return None if value is None else _as_of(ctx, param, value)
+
+
+@main.command()
+@click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder officers save referral spreadsheets into (default: inbox, or the config's inbox).")
+@outbox_option
+@click.option("--once", is_flag=True, help="Process what is in the inbox now and exit with the worst exit code of "
+              "the files taken (for cron or Windows Task Scheduler).")
+@click.option("--poll", is_flag=True, help="Look at the folder every few seconds instead of waiting for file system "
+              "events: use it on network shares (SMB/NFS), where events from other computers do not arrive.")
+@click.option("--settle", type=click.FloatRange(0, 3600), default=5.0, show_default=True, metavar="SECONDS",
+              help="How long a file must stay unchanged before it is taken.")
+@click.option("--rescan", type=click.FloatRange(0.1, 86400), default=30.0, show_default=True, metavar="SECONDS",
+              help="Full rescan interval, whatever the events say.")
+@click.option("--as-of", callback=_day_or_none, metavar="YYYY-MM-DD",
+              help="The date the rules are judged on (default: the day each file is processed).")
+@config_option
+def watch(inbox, outbox, once, poll, settle, rescan, as_of, config_path):
+    """Process every referral spreadsheet saved into the inbox: each is taken once it has stopped changing,
+    run like `reintegrate run`, then moved to inbox/processed/<run-id>/ (or inbox/failed/ with a
+    <name>.error.txt when it cannot be read; an identical copy of a file already processed goes to
+    inbox/processed/duplicates/). Office lock files (~$...), hidden and temporary files are ignored.
+    Watches with file system events (watchdog), plus a full rescan every --rescan seconds; add --poll on
+    a network share. See docs/watch.md for running it as a service.
+
+    \b
+    Examples:
+      reintegrate watch --inbox /srv/inclusions/inbox --outbox /srv/inclusions/outbox
+      reintegrate watch --inbox /mnt/fileserver/inclusions/inbox --poll
+      reintegrate watch --once --as-of 2026-11-30
+    """
+    from dataclasses import replace
+
+    from pipeline.inbox import watch as watch_inbox
+
+    config = _config(config_path, outbox)
+    if inbox:
+        config = replace(config, inbox=inbox)
+    try:
+        code = watch_inbox(config, once=once, poll=poll, settle=settle, rescan=rescan, as_of=as_of,
+                           handle_signals=True)
+    except ReintegrateError as exc:
+        _fail(str(exc))
+    sys.exit(code)
