@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 EXCEL_ERRORS = {"#REF!", "#N/A", "#VALUE!", "#DIV/0!", "#NAME?", "#NULL!", "#NUM!", "#SPILL!", "#CALC!",
                 "#GETTING_DATA", "#FIELD!", "#BLOCKED!", "#UNKNOWN!", "#BUSY!", "#CONNECT!"}
@@ -164,6 +164,11 @@ def parse_yes_no(value) -> bool:
 
 def parse_whole_number(value, low: int, high: int) -> int:
     if isinstance(value, bool):
+        raise ValueError(f"'{value}' is not a whole number")
+    if isinstance(value, (date, datetime, time)):
+        # a number typed into a cell formatted as a date reads back as a date (2 -> 02/01/1900)
+        raise ValueError("the cell holds a date, not a whole number: format the cell as Number and type the number again")
+    if not isinstance(value, (int, float, str)):
         raise ValueError(f"'{value}' is not a whole number")
     if isinstance(value, float):
         if not value.is_integer():
