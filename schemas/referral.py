@@ -31,7 +31,7 @@ class Parsed(fields.Field):
         try:
             return self.parser(value)
         except ValueError as exc:
-            message = str(exc)
+            message = " ".join(str(exc).split())  # a value's line breaks would split the message over lines
             if self.metadata.get("personal"):
                 message = _without_value(message, value)
             raise ValidationError(message) from None
