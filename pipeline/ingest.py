@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import math
 import mmap
 import posixpath
 import re
@@ -514,6 +515,8 @@ def _number(text: str, style: int, wb: _Workbook):
         value = int(text) if text.lstrip("-").isdigit() else float(text)
     except ValueError:
         return text
+    if isinstance(value, float) and not math.isfinite(value):
+        return text  # Excel never writes inf or nan: keep what the file says, as text
     if style in wb.date_styles:
         try:
             return from_excel(value, wb.epoch)

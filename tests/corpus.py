@@ -485,3 +485,10 @@ def risky_text(folder: Path) -> Path:
     # a rejected row too, so the risky text reaches the validation report's Issues sheet and comments
     referrals[5]["UPN"] = "=1+1"
     return write_rows(folder / "risky.xlsx", referrals, extra_columns={"=cmd|' /C calc'!A0": "=2+2"})
+
+
+def date_in_number_column(folder: Path) -> Path:
+    """Review frequency typed as 2 into a cell formatted as a date: the file holds the date 02/01/1900."""
+    referrals = rows(2)
+    referrals[0]["Review frequency (weeks)"] = date(1900, 1, 2)
+    return raw_workbook(folder / "date-in-number-column.xlsx", grid(referrals))

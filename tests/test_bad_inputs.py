@@ -348,6 +348,17 @@ def test_ten_thousand_character_cells_are_rejected_at_their_cell(inputs, tmp_pat
     assert "A" * 100 not in result.output  # the text itself is not echoed
 
 
+def test_a_number_typed_into_a_date_formatted_cell_is_located_not_a_crash(inputs, tmp_path):
+    """Found by the fuzzer: a date in Review frequency (weeks) raised TypeError inside the validator."""
+    outbox = tmp_path / "outbox"
+    result = validate(corpus.date_in_number_column(inputs), outbox=outbox)
+    assert result.exit_code == 1, result.output
+    cell = f"{COLUMN['Review frequency (weeks)']}2"
+    assert errors_by_row(summary_of(outbox)) == {2: [(
+        "schema", cell, "the cell holds a date, not a whole number: format the cell as Number and type the number "
+                        f"again (cell {cell}, Review frequency (weeks))")]}
+
+
 # ---------------------------------------------------------------- the inbox: failed/ with the sentence beside it
 def test_the_inbox_moves_unreadable_files_to_failed_with_the_sentence(tmp_path):
     from pipeline.inbox import watch
