@@ -88,6 +88,7 @@ __all__ = [
 
 PASSWORD_ENV = "REINTEGRATE_SMTP_PASSWORD"
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PDF_TYPE = "application/pdf"
 EMAIL_TEMPLATE = "plan-email.txt"
 #: the variables the email template is given (for `check-templates`)
 EMAIL_CONTEXT_KEYS = frozenset({
@@ -183,9 +184,10 @@ class EmailSettings:
     max_attempts: int = 3  # tries per message for transient failures
     retry_delay: float = 2.0  # seconds before the first retry; doubled before each further retry
     retry_deadline: float = 45.0  # seconds one send may spend on failures in all before giving up
+    attach_pdf: bool = False  # also attach the PDF copy beside each document (run --pdf, or pdf = true)
 
     KEYS = ("transport", "host", "port", "security", "username", "sender", "allowed_domains", "timeout",
-            "max_attempts", "retry_delay", "retry_deadline")
+            "max_attempts", "retry_delay", "retry_deadline", "attach_pdf")
 
     @classmethod
     def from_config(cls, email: Mapping | None, *, env: Mapping[str, str] | None = None) -> "EmailSettings":
@@ -235,6 +237,9 @@ class EmailSettings:
         max_attempts = number("max_attempts", 3, 1, 10, whole=True)
         retry_delay = float(number("retry_delay", 2, 0, 30))
         retry_deadline = float(number("retry_deadline", 45, 0.1, MAX_RETRY_DEADLINE))
+        attach_pdf = email.get("attach_pdf", False)
+        if not isinstance(attach_pdf, bool):
+            raise ConfigError(f"[email] attach_pdf must be true or false (no quotes), not {attach_pdf!r}.")
 
         domains = email.get("allowed_domains", [])
         if isinstance(domains, str) or not isinstance(domains, (list, tuple)):
@@ -261,7 +266,8 @@ class EmailSettings:
         password = env.get(PASSWORD_ENV) or None
         return cls(transport=transport, host=host, port=port, security=security, username=username,
                    password=password, sender=sender, allowed_domains=tuple(allowed), timeout=timeout,
-                   max_attempts=max_attempts, retry_delay=retry_delay, retry_deadline=retry_deadline)
+                   max_attempts=max_attempts, retry_delay=retry_delay, retry_deadline=retry_deadline,
+                   attach_pdf=attach_pdf)
 
 
 # ------------------------------------------------------------------------------------------ templates
@@ -374,7 +380,7 @@ def _inside(run_dir: Path, relative) -> Path:
     return run_dir / path
 
 
-def _prepare(entry: dict, run_dir: Path, index: int = 0) -> _Prepared:
+def _prepare(entry: dict, run_dir: Path, index: int = 0, attach_pdf: bool = False) -> _Prepared:
     if not isinstance(entry, dict):
         raise MailError(f"manifest entry {index + 1} is not a record")
     referral_id = _clean(entry.get("referral_id"))
@@ -406,6 +412,15 @@ def _prepare(entry: dict, run_dir: Path, index: int = 0) -> _Prepared:
             raise MailError(f"the {key} file in the {path.parent.name}/ folder cannot be read "
                             f"({exc.strerror or exc})") from None
         files.append((path, data))
+    if attach_pdf:  # the PDF copy beside each document: plans/<name>.pdf, letters/<name>.pdf
+        for key, (path, _) in zip(("plan", "letter"), list(files)):
+            pdf = path.with_suffix(".pdf")
+            try:
+                files.append((pdf, pdf.read_bytes()))
+            except OSError:
+                raise MailError(f"attach_pdf is on but the PDF copy of the {key} is missing from "
+                                f"the {path.parent.name}/ folder: make it with `reintegrate run --pdf` (or Word's "
+                                "Save as PDF, beside the document), or set attach_pdf = false") from None
     attachments = [(p.name, data) for p, data in files]
     return _Prepared(referral_id=referral_id, entry=entry, to=to, cc=cc, attachments=attachments,
                      attachment_paths=[p.relative_to(run_dir).as_posix() for p, _ in files],
@@ -460,8 +475,8 @@ def _compose(prepared: _Prepared, settings: EmailSettings, template: jinja2.Temp
         msg["X-Reintegrate-Content"] = prepared.content_sha256
     # quoted-printable keeps the message 7-bit: no server needs 8BITMIME or SMTPUTF8
     msg.set_content(body, subtype="plain", charset="utf-8", cte="quoted-printable")
-    maintype, subtype = DOCX_TYPE.split("/")
     for name, data in prepared.attachments:
+        maintype, subtype = (PDF_TYPE if name.lower().endswith(".pdf") else DOCX_TYPE).split("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     return msg
 
@@ -476,7 +491,8 @@ def build_message(entry: dict, run_dir: str | Path, settings: EmailSettings, *,
     `draft` adds the headers that make Outlook open the message as a draft. Raises `MailError` when the entry
     cannot make a message (missing file, malformed address) and `TemplateError` for a broken template.
     """
-    return _compose(_prepare(entry, Path(run_dir)), settings, load_email_template(templates_dir), run,
+    return _compose(_prepare(entry, Path(run_dir), attach_pdf=settings.attach_pdf), settings,
+                    load_email_template(templates_dir), run,
                     draft=draft)
 
 
@@ -819,7 +835,7 @@ def send_run(run_dir: str | Path, settings: EmailSettings, ledger=None, *, dry_r
             fallback_id = (_clean(entry.get("referral_id")) if isinstance(entry, dict) else "") \
                 or f"(manifest entry {index + 1})"
             try:
-                prepared = _prepare(entry, run_dir, index)
+                prepared = _prepare(entry, run_dir, index, attach_pdf=settings.attach_pdf)
             except MailError as exc:
                 report.failed.append(SendResult(fallback_id, f"not sent: {exc}"))
                 log(f"{fallback_id}: not sent: {exc}")
@@ -866,7 +882,8 @@ def send_run(run_dir: str | Path, settings: EmailSettings, ledger=None, *, dry_r
 
             # report lines name no file: plan and letter file names carry the pupil's name
             files = ("the plan" + (f" (reviewed version of {prepared.plan_review_date})"
-                                   if prepared.plan_review_date else "") + " and the letter")
+                                   if prepared.plan_review_date else "") + " and the letter"
+                     + (", each as Word and PDF" if settings.attach_pdf else ""))
             if dry_run:
                 action = "would send" if smtp else f"would write mail/{eml.name}"
                 report.planned.append(result(f"to {prepared.to}" + (f", cc {prepared.cc}" if prepared.cc else "")
