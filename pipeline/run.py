@@ -31,6 +31,8 @@ class RunResult:
     accepted: int
     rejected: int
     warnings: int
+    pdfs: int = 0  # PDF copies written (run --pdf, or pdf = true in the config)
+    pdf_failed: tuple[str, ...] = ()  # one sentence per document left without its PDF copy, naming the Referral ID
 
     @property
     def exit_code(self) -> int:
@@ -63,15 +65,38 @@ def manifest(run_id: str, input_name: str, as_of: date, accepted: list, paths: l
     return {"run_id": run_id, "input": input_name, "as_of": as_of.isoformat(), "referrals": entries}
 
 
+def pdf_copies(run_dir: Path, accepted: list, paths: list[tuple[str, str]], *, soffice: str | None = None,
+               workers: int | None = None, progress=None) -> tuple[int, tuple[str, ...]]:
+    """A PDF beside each plan and letter (`pipeline.pdf`): how many were written, and a sentence for each
+    document left without one, naming its Referral ID (never the file: its name carries the pupil's)."""
+    from pipeline.pdf import convert_to_pdf
+
+    sources, labels = [], []
+    for (referral, _), (plan, letter) in zip(accepted, paths):
+        sources += [run_dir / plan, run_dir / letter]
+        labels += [f"the plan of {referral.referral_id}", f"the letter of {referral.referral_id}"]
+    done = convert_to_pdf(sources, None, workers, soffice=soffice, progress=progress)
+    failed = tuple(f"{label}: {c.error}" for label, c in zip(labels, done) if c.error)
+    return len(done) - len(failed), failed
+
+
 def process_file(path: str | Path, *, config: Config | None = None, as_of: date | None = None,
                  documents: bool = True, workers: int | None = None, progress=None,
-                 run_id: str | None = None) -> RunResult:
+                 run_id: str | None = None, pdf: bool | None = None, pdf_progress=None) -> RunResult:
     """Validate one spreadsheet and, with `documents`, write its plans, letters and tracker. Raises InputError
     (nothing written) when the file cannot be read at all. `run_id` (from `files.new_run_id()`) lets a caller
-    name the run folder before it exists, so it can find and remove an interrupted one (`pipeline.inbox`)."""
+    name the run folder before it exists, so it can find and remove an interrupted one (`pipeline.inbox`).
+    `pdf` (default: the config's `pdf`) also saves a PDF copy beside each plan and letter; LibreOffice is looked
+    for first, so without it `pipeline.pdf.LibreOfficeNotFound` is raised before anything is read or written."""
     config = config or Config()
     as_of = as_of or date.today()
     path = Path(path)
+    pdf = documents and (config.pdf if pdf is None else pdf)
+    pdfs, pdf_failed = 0, ()
+    if pdf:
+        from pipeline.pdf import require_soffice
+
+        soffice = require_soffice()
     sheet = read_referrals(path)
     sha256 = file_sha256(path)
     calendar = SchoolCalendar.load(config.term_dates)
@@ -96,6 +121,9 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
             rows = [row for referral, reviews in accepted for row in tracker_rows(referral, reviews)]
             write_tracker(run_dir / "review-tracker.xlsx", rows, run_id=run_id)
             files.write_json(run_dir / "manifest.json", manifest(run_id, path.name, as_of, accepted, paths))
+            if pdf:
+                pdfs, pdf_failed = pdf_copies(run_dir, accepted, paths, soffice=soffice,
+                                              workers=workers or config.workers, progress=pdf_progress)
         by_row = {referral.row: p for (referral, _), p in zip(accepted, paths)}
         write_validation_report(run_dir / "validation-report.xlsx", sheet, results)
         data = summary(input_name=path.name, sha256=sha256, run_id=run_id, as_of=as_of, sheet=sheet,
@@ -109,7 +137,8 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
             [{"referral_id": referral.referral_id, "upn": referral.upn, "planned_return": referral.planned_return_date,
               "plan": p[0], "letter": p[1]} for (referral, _), p in zip(accepted, paths)] if documents else [],
         )
-    return RunResult(path, run_id, run_dir, data["rows"], data["accepted"], data["rejected"], data["warnings"])
+    return RunResult(path, run_id, run_dir, data["rows"], data["accepted"], data["rejected"], data["warnings"],
+                     pdfs=pdfs, pdf_failed=pdf_failed)
 
 
 def run_file(path, **kwargs) -> RunResult:
