@@ -111,21 +111,29 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
             run_dir.mkdir(mode=files.DIR_MODE)
         accepted = [(r.referral, r.reviews) for r in results if r.accepted]
         paths: list[tuple[str, str]] = []
+
+        def report():
+            write_validation_report(run_dir / "validation-report.xlsx", sheet, results)
+
         if documents and accepted:
             from pipeline.documents import write_documents
             from pipeline.tracker import tracker_rows, write_tracker
 
+            def tracker_and_report():  # done by this process while worker processes render the documents
+                rows = [row for referral, reviews in accepted for row in tracker_rows(referral, reviews)]
+                write_tracker(run_dir / "review-tracker.xlsx", rows, run_id=run_id)
+                report()
+
             paths = write_documents(run_dir, accepted, run_id=run_id, generated_on=as_of,
                                     templates_dir=config.templates(), workers=workers or config.workers,
-                                    progress=progress)
-            rows = [row for referral, reviews in accepted for row in tracker_rows(referral, reviews)]
-            write_tracker(run_dir / "review-tracker.xlsx", rows, run_id=run_id)
+                                    progress=progress, alongside=tracker_and_report)
             files.write_json(run_dir / "manifest.json", manifest(run_id, path.name, as_of, accepted, paths))
             if pdf:
                 pdfs, pdf_failed = pdf_copies(run_dir, accepted, paths, soffice=soffice,
                                               workers=workers or config.workers, progress=pdf_progress)
+        else:
+            report()
         by_row = {referral.row: p for (referral, _), p in zip(accepted, paths)}
-        write_validation_report(run_dir / "validation-report.xlsx", sheet, results)
         data = summary(input_name=path.name, sha256=sha256, run_id=run_id, as_of=as_of, sheet=sheet,
                        results=results, documents=by_row)
         write_summary(run_dir / "summary.json", data)
