@@ -134,7 +134,7 @@ def grid(referrals: list[dict], headings: list[str] | None = None) -> list[list]
 
 def raw_workbook(path: Path, table: list[list], *, sheet_name: str = "Referrals", after_rows=None,
                  merges: tuple[str, ...] = (), sheet_prefix: str = "", extra_members: dict | None = None,
-                 level: int = 6) -> Path:
+                 level: int = 6, dimension: str | None = None) -> Path:
     """Write an .xlsx whose one sheet holds `table` from row 1, then whatever `after_rows` yields (bytes of
     <row> elements), then `merges`. The sheet is written as a stream, so it can be huge."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
@@ -147,7 +147,10 @@ def raw_workbook(path: Path, table: list[list], *, sheet_name: str = "Referrals"
             zf.writestr(name, data)
         with zf.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as fh:
             fh.write(f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n{sheet_prefix}'
-                     f'<worksheet xmlns="{_NS}"><sheetData>'.encode())
+                     f'<worksheet xmlns="{_NS}">'.encode())
+            if dimension:
+                fh.write(f'<dimension ref="{dimension}"/>'.encode())
+            fh.write(b"<sheetData>")
             fh.write("".join(row_xml(n, values) for n, values in enumerate(table, start=1)).encode())
             for chunk in after_rows or ():
                 fh.write(chunk)
@@ -282,7 +285,7 @@ def million_empty_rows(folder: Path) -> Path:
 def far_apart_cells(folder: Path) -> Path:
     """Three referrals and one stray value in the sheet's last cell, XFD1048576: readers that allocate the
     whole used range (calamine) abort; openpyxl pads every row to 16,384 columns."""
-    return raw_workbook(folder / "far-apart.xlsx", grid(rows(3)),
+    return raw_workbook(folder / "far-apart.xlsx", grid(rows(3)), dimension="A1:XFD1048576",
                         after_rows=[b'<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row>'])
 
 
@@ -492,3 +495,25 @@ def date_in_number_column(folder: Path) -> Path:
     referrals = rows(2)
     referrals[0]["Review frequency (weeks)"] = date(1900, 1, 2)
     return raw_workbook(folder / "date-in-number-column.xlsx", grid(referrals))
+
+
+def too_many_rows(folder: Path, count: int = 20_001) -> Path:
+    """One more referral row than a file may hold (only the Referral ID filled in)."""
+    def filler():
+        for start in range(2, count + 2, 5000):
+            yield "".join(f'<row r="{n}"><c r="A{n}" t="inlineStr"><is><t>HAV-{n}</t></is></c></row>'
+                          for n in range(start, min(start + 5000, count + 2))).encode()
+
+    return raw_workbook(folder / "too-many-rows.xlsx", [HEADING_LIST], after_rows=filler())
+
+
+def wide_rows(folder: Path, count: int = 20_000, width: int = 256) -> Path:
+    """The most a file may hold: 20,000 rows, each with a distinct 40-character text in all 256 columns read."""
+    def filler():
+        for start in range(2, count + 2, 500):
+            yield "".join(
+                f'<row r="{n}">' + "".join(f'<c r="{get_column_letter(c)}{n}" t="inlineStr"><is><t>{n:07d}{c:05d}'
+                                           f'{"x" * 28}</t></is></c>' for c in range(1, width + 1)) + "</row>"
+                for n in range(start, min(start + 500, count + 2))).encode()
+
+    return raw_workbook(folder / "wide-rows.xlsx", [HEADING_LIST], after_rows=filler(), level=1)

@@ -23,6 +23,7 @@ from pipeline.config import Config
 from pipeline.errors import InputError
 from pipeline.ingest import read_referrals
 from tests import corpus
+from pipeline.examples import write_rows
 from tests.corpus import COLUMN
 
 AS_OF = "2026-11-30"
@@ -51,6 +52,7 @@ UNREADABLE = {
     corpus.csv_utf16: "the CSV file is in UTF-16 ('Unicode text'): save it from Excel as 'CSV UTF-8'",
     corpus.csv_binary: "the file is not a CSV text file (it holds binary data)",
     corpus.csv_long_line: "line 3 of the CSV file is longer than 1,000,000 characters; it is not a referral spreadsheet",
+    corpus.too_many_rows: "sheet 'Referrals' has more than 20,000 referral rows; split it into smaller files",
 }
 
 
@@ -96,7 +98,8 @@ def test_unreadable_input_is_one_sentence_exit_2_and_nothing_is_written(build, c
     assert time.monotonic() - started < 20
     assert result.exit_code == 2, result.output
     assert result.stderr == f"Error: {path.name}: {UNREADABLE[build]}\n"
-    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
     assert run_folders(outbox) == []  # no run folder, no report
     assert {p: p.read_bytes() for p in files_under(inputs)} == before  # the input is where it was, unchanged
     assert files_under(tmp_path) == set(before)  # and nothing was written anywhere else
@@ -171,7 +174,10 @@ def test_a_million_empty_formatted_rows_read_in_seconds_and_bounded_memory(input
     assert int(code) == 0
     assert float(seconds) < 15  # about 2 s on the 2-core machine
     assert int(maxrss_kb) < 250 * 1024  # MB: the sheet is 100 MB of XML
-    assert "million-empty-rows.xlsx: 3 rows, 3 accepted, 0 rejected" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    (folder,) = run_folders(tmp_path / "out")
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["rows"], summary["accepted"], summary["rejected"]) == (3, 3, 0)
 
 
 # ---------------------------------------------------------------- readable: the correct result
@@ -248,7 +254,7 @@ def test_a_heading_row_only_is_zero_rows_exit_0_and_a_warning(inputs, tmp_path):
     assert (summary["rows"], summary["accepted"], summary["rejected"]) == (0, 0, 0)
     assert [i["message"] for i in summary["file_issues"]] == [
         "sheet 'Referrals' has a heading row (row 1) but no referral rows below it"]
-    assert result.stdout.startswith("headings-only.xlsx: 0 rows, 0 accepted, 0 rejected, 0 warnings -> ")
+    assert "Traceback" not in result.output
 
 
 def test_formula_and_error_cells(inputs, tmp_path):
@@ -384,3 +390,26 @@ def test_the_inbox_moves_unreadable_files_to_failed_with_the_sentence(tmp_path):
 
 def _builder_of(name: str) -> str:
     return {"password.xlsx": "password_protected", "truncated.xlsx": "truncated", "zip-bomb.xlsx": "zip_bomb"}[name]
+
+
+# ---------------------------------------------------------------- found here, for their owners to fix
+@pytest.mark.xfail(strict=True, reason="reports.py names the validation report's sheet after the input's sheet, then "
+                                       "adds 'Issues': an input sheet named Issues raises DuplicateWorksheetName "
+                                       "(a traceback) (owner: reports.py)")
+def test_an_input_sheet_named_issues_is_validated(inputs, tmp_path):
+    path = write_rows(inputs / "issues.xlsx", corpus.rows(2), sheet="Issues")
+    result = validate(path, outbox=tmp_path / "outbox")
+    assert result.exit_code == 0, result.output
+    assert summary_of(tmp_path / "outbox")["accepted"] == 2
+
+
+@pytest.mark.xfail(strict=True, reason="reports.py uses a CSV's file name as a worksheet name: '[', ']', ':', '*', '?', "
+                                       "'/', '\\' or a leading/trailing apostrophe raise InvalidWorksheetName (a "
+                                       "traceback) (owner: reports.py)")
+@pytest.mark.parametrize("name", ["referrals [final].csv", "'spring'.csv"])
+def test_a_csv_whose_name_is_not_a_valid_sheet_name_is_validated(inputs, tmp_path, name):
+    path = inputs / name
+    path.write_bytes(corpus.csv_utf8_bom(inputs).read_bytes())
+    result = validate(path, outbox=tmp_path / "outbox")
+    assert result.exit_code == 0, result.output
+    assert summary_of(tmp_path / "outbox")["accepted"] == 2

@@ -45,15 +45,29 @@ def test_every_output_and_the_ledger_are_readable_by_their_owner_only(tmp_path, 
     os.umask(umask)  # conftest puts the usual umask back afterwards
     path = corpus.valid_workbook(tmp_path, n=4)
     outbox = tmp_path / "outbox"
-    assert cli("run", path, "--outbox", outbox, "--as-of", AS_OF).exit_code == 0
-    assert cli("validate", path, "--outbox", outbox, "--as-of", AS_OF).exit_code == 0
+    config = tmp_path / "reintegrate.toml"
+    config.write_text('[email]\nallowed_domains = ["sch.uk", "org.uk", "drapersacademy.com", "gov.uk"]\n', encoding="utf-8")
+    assert cli("run", path, "--outbox", outbox, "--as-of", AS_OF, "--config", config).exit_code == 0
+    assert cli("validate", path, "--outbox", outbox, "--as-of", AS_OF, "--config", config).exit_code == 0
+    (run_dir, _) = run_folders(outbox)
+    assert cli("send", run_dir, "--config", config).exit_code == 0  # .eml drafts in mail/
     written = [p for p in outbox.rglob("*")]
     assert {p.name for p in written} >= {"ledger.sqlite3", "summary.json", "validation-report.xlsx",
-                                         "review-tracker.xlsx", "manifest.json", "plans", "letters"}
+                                         "review-tracker.xlsx", "manifest.json", "plans", "letters", "mail"}
     assert len([p for p in written if p.suffix == ".docx"]) == 8
+    assert len([p for p in written if p.suffix == ".eml"]) == 4
     for p in written:
         mode = stat.S_IMODE(p.stat().st_mode)
         assert mode & 0o077 == 0, f"{p.relative_to(outbox)} is {oct(mode)}"
+
+
+@pytest.mark.xfail(strict=True, reason="the outbox folder itself is created with the default mode (Ledger.__init__ mkdir, before "
+                                       "files.create_run_dir, so it is 0755 (0777 under umask 0): others can list run "
+                                       "folders and, under umask 0, replace the ledger (owner: ledger.py)")
+def test_the_outbox_folder_a_run_creates_is_owner_only(tmp_path):
+    outbox = tmp_path / "outbox"
+    assert cli("validate", corpus.valid_workbook(tmp_path), "--outbox", outbox, "--as-of", AS_OF).exit_code == 0
+    assert stat.S_IMODE(outbox.stat().st_mode) & 0o077 == 0
 
 
 # ---------------------------------------------------------------- no personal data in messages and logs
