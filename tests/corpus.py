@@ -517,3 +517,25 @@ def wide_rows(folder: Path, count: int = 20_000, width: int = 256) -> Path:
                 for n in range(start, min(start + 500, count + 2))).encode()
 
     return raw_workbook(folder / "wide-rows.xlsx", [HEADING_LIST], after_rows=filler(), level=1)
+
+
+def missing_shared_string(folder: Path) -> Path:
+    """A cell pointing at shared string 999 of a table that has one."""
+    path = folder / "missing-string.xlsx"
+    raw_workbook(path, grid(rows(1)), after_rows=[b'<row r="3"><c r="A3" t="s"><v>999</v></c></row>'],
+                 extra_members={"xl/sharedStrings.xml": f'<sst xmlns="{_NS}" count="1" uniqueCount="1"><si><t>x</t></si></sst>'})
+    # the relationship that makes the table the workbook's shared strings
+    with zipfile.ZipFile(path) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    members["xl/_rels/workbook.xml.rels"] = members["xl/_rels/workbook.xml.rels"].replace(
+        b"</Relationships>", b'<Relationship Id="rId3" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+                             b'relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>')
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def malformed_sheet_xml(folder: Path) -> Path:
+    """A whole, checksummed zip whose sheet's XML breaks off in the middle of a row (a writer that crashed)."""
+    return raw_workbook(folder / "malformed.xlsx", grid(rows(2)), after_rows=[b'<row r="4"><c r="A4" t="inlineStr"><is><t>HAV'])

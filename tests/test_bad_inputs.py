@@ -53,6 +53,8 @@ UNREADABLE = {
     corpus.csv_binary: "the file is not a CSV text file (it holds binary data)",
     corpus.csv_long_line: "line 3 of the CSV file is longer than 1,000,000 characters; it is not a referral spreadsheet",
     corpus.too_many_rows: "sheet 'Referrals' has more than 20,000 referral rows; split it into smaller files",
+    corpus.missing_shared_string: "the workbook is damaged: cell A3 refers to a shared string that does not exist",
+    corpus.malformed_sheet_xml: "the workbook is damaged and cannot be read (its XML is malformed)",
 }
 
 
