@@ -9,6 +9,7 @@ from pipeline.files import atomic_path, write_json
 from pipeline.ingest import Sheet
 from pipeline.rules import RowResult
 from pipeline.workbooks import Formats, new_workbook, print_setup, write_value
+from pipeline.xlsx_rows import RowsWorksheet
 
 ERROR_FILL = "#FFC7CE"
 WARNING_FILL = "#FFEB9C"
@@ -49,8 +50,9 @@ def write_validation_report(path: Path, sheet: Sheet, results: list[RowResult]) 
     with atomic_path(path) as tmp:
         wb = new_workbook(tmp)
         fmt = Formats(wb)
-        ws = wb.add_worksheet((sheet.name or "Referrals")[:31].replace("/", "-") if sheet.name else "Referrals")
-        issues_ws = wb.add_worksheet("Issues")
+        ws = wb.add_worksheet((sheet.name or "Referrals")[:31].replace("/", "-") if sheet.name else "Referrals",
+                              worksheet_class=RowsWorksheet)
+        issues_ws = wb.add_worksheet("Issues", worksheet_class=RowsWorksheet)
 
         for number, cells in sheet.title_rows:
             for col, value in enumerate(cells):
@@ -66,7 +68,10 @@ def write_validation_report(path: Path, sheet: Sheet, results: list[RowResult]) 
 
         by_row = {r.number: r for r in results}
         letters_to_index = {c.letter: c.index for c in sheet.columns.values()}
-        for input_row in sheet.rows:
+        accepted_fmt = fmt.derived("text", bold=True, font_color="#006100")
+        rejected_fmt = fmt.derived("text", bold=True, font_color="#9C0006")
+        fills = {ERROR: {"bg_color": ERROR_FILL}, WARNING: {"bg_color": WARNING_FILL}}
+        for input_row in sheet.rows:  # whole rows at once (RowsWorksheet): a cell each as write_value writes it
             result = by_row.get(input_row.number)
             marks: dict[int, list] = {}
             for issue in result.issues if result else ():
@@ -74,20 +79,17 @@ def write_validation_report(path: Path, sheet: Sheet, results: list[RowResult]) 
                     index = letters_to_index.get(issue.cell.rstrip("0123456789"))
                     if index is not None:
                         marks.setdefault(index, []).append(issue)
-            for col, value in enumerate(input_row.cells):
-                found = marks.get(col)
-                if found:
-                    worst = ERROR if any(i.is_error for i in found) else WARNING
-                    write_value(ws, input_row.number - 1, col, value, fmt,
-                                bg_color=ERROR_FILL if worst == ERROR else WARNING_FILL)
-                    ws.write_comment(input_row.number - 1, col, "\n".join(f"{i.severity.upper()} {i.rule}: {i.message}" for i in found),
-                                     {"x_scale": 3, "y_scale": 2, "author": "reintegrate"})
-                elif value is not None:
-                    write_value(ws, input_row.number - 1, col, value, fmt)
-            if result:
-                status = "Accepted" if result.accepted else "Rejected"
-                ws.write_string(input_row.number - 1, status_col, status,
-                                fmt.derived("text", bold=True, font_color="#006100" if result.accepted else "#9C0006"))
+            props = {}
+            for col, found in sorted(marks.items()):
+                props[col] = fills[ERROR if any(i.is_error for i in found) else WARNING]
+                ws.write_comment(input_row.number - 1, col, "\n".join(f"{i.severity.upper()} {i.rule}: {i.message}" for i in found),
+                                 {"x_scale": 3, "y_scale": 2, "author": "reintegrate"})
+            cells = input_row.cells
+            if marks and max(marks) >= len(cells):  # a faulty blank cell after the row's last value
+                cells = (*cells, *(None,) * (max(marks) + 1 - len(cells)))
+            extra = ((status_col, "Accepted" if result.accepted else "Rejected",
+                      accepted_fmt if result.accepted else rejected_fmt),) if result else ()
+            ws.add_row(input_row.number - 1, cells, fmt, props=props, extra=extra)
         for col in range(width + 1):
             ws.set_column(col, col, 18)
 
@@ -109,7 +111,6 @@ def write_validation_report(path: Path, sheet: Sheet, results: list[RowResult]) 
         wb.close()
 
 
-def _issue_row(ws, n: int, issue, fmt: Formats) -> None:
-    values = (issue.row, issue.cell, issue.column, issue.value, issue.rule, issue.severity, issue.message)
-    for col, value in enumerate(values):
-        write_value(ws, n, col, value, fmt)
+def _issue_row(ws: RowsWorksheet, n: int, issue, fmt: Formats) -> None:
+    ws.add_row(n, (issue.row, issue.cell, issue.column, issue.value, issue.rule, issue.severity, issue.message), fmt,
+               blanks=True)

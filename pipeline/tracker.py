@@ -10,7 +10,8 @@ from datetime import date
 from pathlib import Path
 
 from pipeline.files import atomic_path
-from pipeline.workbooks import Formats, new_workbook, print_setup, write_value
+from pipeline.workbooks import Formats, new_workbook, print_setup
+from pipeline.xlsx_rows import RowsWorksheet
 
 SHEET = "Reviews"
 STATUSES = ("Scheduled", "Held", "Missed", "Cancelled")
@@ -30,20 +31,19 @@ def tracker_rows(referral, reviews: list[date]) -> list[tuple]:
 def write_tracker(path: Path, rows: list[tuple], *, run_id: str) -> None:
     """`rows` from `tracker_rows`, in the order they should appear."""
     with atomic_path(path) as tmp:
-        wb = new_workbook(tmp, constant_memory=True)
+        wb = new_workbook(tmp)
         wb.set_custom_property(RUN_ID_PROPERTY, run_id)
         wb.set_properties({"title": "Reintegration review tracker", "subject": f"run {run_id}",
                            "company": "London Borough of Havering", "keywords": "OFFICIAL-SENSITIVE"})
         fmt = Formats(wb)
-        ws = wb.add_worksheet(SHEET)
+        ws = wb.add_worksheet(SHEET, worksheet_class=RowsWorksheet)
         for col, (heading, width) in enumerate(zip(HEADINGS, WIDTHS)):
             ws.set_column(col, col, width)
         ws.set_row(0, 20)
         for col, heading in enumerate(HEADINGS):
             ws.write_string(0, col, heading, fmt.heading)
-        for r, values in enumerate(rows, start=1):
-            for col, value in enumerate(values):
-                write_value(ws, r, col, value, fmt)
+        for r, values in enumerate(rows, start=1):  # whole rows: each cell as write_value writes it
+            ws.add_row(r, values, fmt, blanks=True)
         last = max(len(rows), 1)
         status_col = HEADINGS.index("Status")
         date_col = HEADINGS.index("Date")
