@@ -110,11 +110,17 @@ def pdf_path(source: str | Path, out_dir: str | Path | None = None) -> Path:
 def _batches(paths: list[Path], size: int) -> list[list[int]]:
     """Indexes of `paths` in batches of at most `size`, no two with the same stem in a batch (LibreOffice
     names each output <stem>.pdf in one output folder)."""
+    seen: dict[str, int] = {}
+    occurrence = []
+    for path in paths:  # a plan and its letter share a name: first occurrences first, then second ones...
+        stem = path.stem.casefold()
+        occurrence.append(seen.get(stem, 0))
+        seen[stem] = occurrence[-1] + 1
     batches: list[list[int]] = []
     current: list[int] = []
     stems: set[str] = set()
-    for i, path in enumerate(paths):
-        stem = path.stem.casefold()
+    for i in sorted(range(len(paths)), key=lambda i: (occurrence[i], i)):
+        stem = paths[i].stem.casefold()
         if len(current) >= size or stem in stems:
             batches.append(current)
             current, stems = [], set()

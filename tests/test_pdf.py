@@ -110,6 +110,15 @@ def test_pdfs_are_written_beside_each_document_in_parallel_with_a_profile_per_wo
     assert list(private_tmp.iterdir()) == []  # profiles and output folders are gone
 
 
+def test_a_plan_and_its_letter_never_share_a_batch_yet_pairs_are_not_split_one_by_one(tmp_path, fake, private_tmp):
+    plans = documents(tmp_path / "plans", ["a.docx", "b.docx", "c.docx"])
+    letters = documents(tmp_path / "letters", ["a.docx", "b.docx", "c.docx"])
+    interleaved = [doc for pair in zip(plans, letters) for doc in pair]  # as a run lists them
+    done = convert_to_pdf(interleaved, None, 1, soffice=str(fake))
+    assert all(c.pdf == c.source.with_suffix(".pdf") for c in done)
+    assert [n for *_, n in log_lines(tmp_path)] == [3, 3]  # the plans, then the letters: two LibreOffice runs
+
+
 def test_out_dir_collects_the_pdfs_and_refuses_two_with_one_name(tmp_path, fake, private_tmp):
     sources = documents(tmp_path / "a", ["one.docx", "two.docx"])
     done = convert_to_pdf(sources, tmp_path / "pdfs", soffice=str(fake))
@@ -135,9 +144,9 @@ def test_a_hung_libreoffice_is_killed_with_its_children_at_the_time_limit(tmp_pa
     monkeypatch.setenv("FAKE_MODE", "hang")
     sources = documents(tmp_path, ["a.docx"])
     started = time.monotonic()
-    done = convert_to_pdf(sources, None, 1, soffice=str(fake), startup_seconds=1.0, per_document_seconds=0.5)
+    done = convert_to_pdf(sources, None, 1, soffice=str(fake), startup_seconds=0.5, per_document_seconds=0.25)
     assert time.monotonic() - started < 15
-    assert done == [Converted(sources[0], None, "LibreOffice took longer than 1.5 seconds")]
+    assert done == [Converted(sources[0], None, "LibreOffice took longer than 0.75 seconds")]
     child = int((tmp_path / "child.pid").read_text())
     for _ in range(50):  # the grandchild was in soffice's process group, so it was killed too
         try:
