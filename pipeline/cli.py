@@ -1,24 +1,126 @@
 """The `reintegrate` command: a thin layer that turns options into library calls and known errors into
-one-sentence messages and SPEC 1's exit codes (0 all accepted, 1 rows rejected, 2 unreadable input or usage)."""
+one-sentence messages and SPEC 1's exit codes (0 all accepted, 1 rows rejected, 2 unreadable input or usage).
+
+What goes where:
+
+* stderr: ``Error: <one sentence>`` for anything that stops a file or the command (scripts and logs read it);
+  and the progress bars, only when stderr is a terminal and not with ``--quiet``.
+* stdout: the results (rows with errors, by row, Referral ID and cell; never a pupil's name, date of birth or
+  UPN), a "what to do next" line, the end-of-run summary table (`pipeline.summary_table`) and a final line.
+* ``--quiet``: only errors and the final line. ``--verbose``: every warning too.
+
+Every command's ``--help`` ends with examples that run as they are in a folder made by ``reintegrate init``
+(tests/test_cli.py runs them).
+"""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 import click
 
 from pipeline.config import load_config
-from pipeline.errors import InputError, ReintegrateError
+from pipeline.errors import ConfigError, InputError, ReintegrateError, TemplateError
 
-EXIT_UNREADABLE = 2
+EXIT_OK, EXIT_ACT, EXIT_UNREADABLE = 0, 1, 2
+LIBREOFFICE_URL = "https://www.libreoffice.org/download/"
 
 
-def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
+# ----------------------------------------------------------------------------------------------- output
+
+@dataclass(frozen=True)
+class Output:
+    """What to print, by --quiet and --verbose."""
+
+    quiet: bool = False
+    verbose: bool = False
+
+    def info(self, text: str = "") -> None:  # results and explanations: not with --quiet
+        if not self.quiet:
+            click.echo(text)
+
+    def detail(self, text: str) -> None:  # warnings, one by one: only with --verbose
+        if self.verbose:
+            click.echo(text)
+
+    def problem(self, text: str) -> None:  # what must be fixed: always
+        click.echo(text)
+
+    def error(self, text: str) -> None:  # stops a file or the command: always, on stderr
+        click.echo(f"Error: {text}", err=True)
+
+    def next_step(self, text: str) -> None:  # what to do next: not with --quiet
+        if not self.quiet:
+            click.echo(text)
+
+    @property
+    def progress(self) -> bool:
+        return not self.quiet and _terminal()
+
+
+def _terminal() -> bool:
+    """Progress bars only on a terminal: never in CI logs, a pipe or a file."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _output(quiet: bool, verbose: bool) -> Output:
+    if quiet and verbose:
+        raise click.UsageError("choose --quiet or --verbose, not both")
+    return Output(quiet=quiet, verbose=verbose)
+
+
+def verbosity(command):
+    command = click.option("-v", "--verbose", is_flag=True, help="Also list every warning.")(command)
+    return click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final line.")(command)
+
+
+def _fail(out: Output, message: str, hint: str | None = None) -> None:
+    out.error(message)
+    if hint:
+        out.next_step(hint)
     sys.exit(EXIT_UNREADABLE)
 
+
+def _quote(path) -> str:
+    text = str(path)
+    return f'"{text}"' if (" " in text or not text) else text
+
+
+def _shown(path: Path) -> str:
+    """A path as the officer would type it: relative to the working folder when inside it, forward slashes."""
+    path = Path(path)
+    try:
+        path = path.resolve().relative_to(Path.cwd().resolve())
+    except (ValueError, OSError):
+        pass
+    return path.as_posix()
+
+
+def _config_hint(config_path) -> str:
+    where = config_path or "reintegrate.toml"
+    return (f"Correct it in {_quote(where)} (open it in Notepad: each setting is explained in its comments, "
+            "and in docs/getting-started.md), then run the command again.")
+
+
+def _template_hint(config) -> str:
+    folder = config.templates() if config is not None else None
+    command = "reintegrate check-templates" + (f" {_quote(_shown(folder))}" if folder else "")
+    return (f"Run `{command}` to list every problem in the templates, correct them in Word "
+            "(docs/templates.md), and run again.")
+
+
+def _pdf_hint(pdf_flag) -> str:
+    leave_out = "leave out --pdf" if pdf_flag else "set pdf = false in reintegrate.toml"
+    return f"Install LibreOffice ({LIBREOFFICE_URL}) and run again, or {leave_out}: the Word documents need nothing."
+
+
+# ----------------------------------------------------------------------------------------------- options
 
 def _as_of(ctx, param, value) -> date:
     if value is None:
@@ -37,14 +139,12 @@ outbox_option = click.option("--outbox", type=click.Path(file_okay=False), defau
                              help="Folder for run folders (default: outbox, or the config's outbox).")
 
 
-def _config(config_path, outbox=None):
+def _config(config_path, outbox=None, out: Output = Output()):
     try:
         config = load_config(config_path)
     except ReintegrateError as exc:
-        _fail(str(exc))
+        _fail(out, str(exc), _config_hint(config_path))
     if outbox:
-        from dataclasses import replace
-
         config = replace(config, outbox=Path(outbox))
     return config
 
@@ -52,68 +152,31 @@ def _config(config_path, outbox=None):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reintegrate")
 def main():
-    """Turn a spreadsheet of pupil referrals into validated reintegration plans, meeting letters and a
-    review tracker, following Havering's Reintegration Policy 2023/24.
+    """Turn a spreadsheet of pupil referrals into checked reintegration plans, meeting letters and a review
+    tracker, following Havering's Reintegration Policy 2023/24.
 
     \b
-    Start with:   reintegrate template referrals.xlsx
-    Then:         reintegrate validate referrals.xlsx
-    And:          reintegrate run referrals.xlsx
+    Start with a working folder (then read its HOW-TO.txt):
+      reintegrate init Inclusions
+    In that folder, try the example of made-up referrals:
+      reintegrate run examples/referrals-spring-2027.xlsx --as-of 2026-11-30
+    Then make a blank workbook, fill it in Excel, check it and make the plans:
+      reintegrate template referrals.xlsx
+      reintegrate validate referrals.xlsx
+      reintegrate run referrals.xlsx
+
+    Add --help after a command for its options and examples. Every command takes --quiet (only errors
+    and the final line) and --verbose (every warning too). The guide: docs/getting-started.md.
     """
 
 
-def _report(result, out) -> None:
-    import json
-
-    data = json.loads((result.run_dir / "summary.json").read_text(encoding="utf-8"))
-    click.echo(f"{result.input.name}: {result.rows} rows, {result.accepted} accepted, {result.rejected} rejected, "
-               f"{result.warnings} warnings -> {result.run_dir}", err=out)
-    for issue in data["file_issues"]:
-        click.echo(f"  {issue['severity']}: {issue['message']}", err=out)
-    for referral in data["referrals"]:
-        for issue in referral["issues"]:
-            if issue["severity"] == "error":
-                click.echo(f"  row {referral['row']} ({referral['referral_id'] or 'no ID'}): {issue['message']}", err=out)
-
-
-def _process(spreadsheets, *, as_of, config_path, outbox, documents, workers=None, send=False) -> int:
-    from pipeline.run import process_file
-
-    config = _config(config_path, outbox)
-    worst = 0
-    for spreadsheet in spreadsheets:
-        try:
-            progress = None
-            if documents and sys.stderr.isatty():
-                progress = _ProgressBar()
-            try:
-                result = process_file(spreadsheet, config=config, as_of=as_of, documents=documents,
-                                      workers=workers, progress=progress)
-            finally:
-                if progress:
-                    progress.close()
-        except InputError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            worst = max(worst, EXIT_UNREADABLE)
-            continue
-        except ReintegrateError as exc:
-            _fail(str(exc))
-        _report(result, out=False)
-        worst = max(worst, result.exit_code)
-        if send and result.accepted:
-            try:
-                worst = max(worst, send_after_run(result.run_dir, config))
-            except ReintegrateError as exc:
-                click.echo(f"Error: {exc}", err=True)
-                worst = max(worst, EXIT_UNREADABLE)
-    return worst
-
+# ---------------------------------------------------------------------------------------------- progress
 
 class _ProgressBar:
     """A progress bar on a terminal only; created lazily once the total is known."""
 
-    def __init__(self):
-        self.bar = click.progressbar(length=0, label="Writing plans and letters", file=sys.stderr)
+    def __init__(self, label: str = "Writing plans and letters", length: int = 0):
+        self.bar = click.progressbar(length=length, label=label, file=sys.stderr)
         self.started = False
 
     def __call__(self, done: int) -> None:
@@ -128,6 +191,101 @@ class _ProgressBar:
             self.bar.__exit__(None, None, None)
 
 
+# ------------------------------------------------------------------------------------------ run, validate
+
+def _report(run, result, spreadsheet, out: Output, *, documents: bool) -> None:
+    """One file's results: the header line, what is wrong by row and cell, and what to do next."""
+    data = run.data
+    name = data["input"]
+    prefix = f"{name}: " if out.quiet else "  "  # with --quiet each line stands alone
+    out.info(f"{name}: {result.rows} rows, {result.accepted} accepted, {result.rejected} rejected, "
+             f"{result.warnings} warnings -> {result.run_dir}")
+    for issue in data["file_issues"]:
+        line = f"{prefix}{issue['severity']}: {issue['message']}"
+        out.problem(line) if issue["severity"] == "error" else out.info(line)
+    warnings = 0
+    for referral in data["referrals"]:
+        who = f"row {referral['row']} ({referral['referral_id'] or 'no ID'})"
+        for issue in referral["issues"]:
+            if issue["severity"] == "error":
+                out.problem(f"{prefix}{who}: {issue['message']}")
+            else:
+                warnings += 1
+                out.detail(f"{prefix}{who}: warning: {issue['message']}")
+    if warnings and not out.verbose:
+        out.info(f"  and {warnings} warning{'s' if warnings != 1 else ''} on rows (the rows are still accepted): "
+                 "add --verbose to list them")
+    for failure in result.pdf_failed:
+        out.problem(f"{prefix}no PDF copy of {failure}")
+    folder = _shown(result.run_dir)
+    if result.rejected:
+        out.next_step(f"Open {_quote(spreadsheet)}, fix the cells listed (they are highlighted in "
+                      f"{folder}/validation-report.xlsx), and run again.")
+    elif result.pdf_failed:
+        out.next_step("The Word documents are complete. For the missing PDF copies, run again with --pdf, or open "
+                      "each document in Word and save it as PDF beside it.")
+    elif documents and result.accepted:
+        out.next_step(f"Next: check the plans in {folder}/plans/, then see who gets what with: "
+                      f"reintegrate send {_quote(folder)} --dry-run")
+    elif not documents and result.accepted:
+        out.next_step(f"Next: make the plans and letters with: reintegrate run {_quote(spreadsheet)}")
+
+
+def _process(spreadsheets, *, as_of, config_path, outbox, documents, out: Output, workers=None, send=False,
+             pdf=None) -> int:
+    from pipeline.pdf import LibreOfficeNotFound, find_soffice
+    from pipeline.run import process_file
+    from pipeline.summary_table import RunSummary, final_line, summary_table
+
+    config = _config(config_path, outbox, out)
+    want_pdf = documents and (config.pdf if pdf is None else pdf)
+    if want_pdf and find_soffice() is None:
+        _fail(out, str(LibreOfficeNotFound()), _pdf_hint(pdf))
+    worst = EXIT_OK
+    runs, unreadable = [], []
+    for spreadsheet in spreadsheets:
+        bars = []
+        if documents and out.progress:
+            bars = [_ProgressBar("Writing plans and letters"), _ProgressBar("Making PDF copies")]
+        try:
+            result = process_file(spreadsheet, config=config, as_of=as_of, documents=documents, workers=workers,
+                                  progress=bars[0] if bars else None, pdf=want_pdf,
+                                  pdf_progress=bars[1] if bars else None)
+        except InputError as exc:
+            out.error(str(exc))
+            unreadable.append(Path(spreadsheet).name)
+            worst = max(worst, EXIT_UNREADABLE)
+            continue
+        except TemplateError as exc:
+            _fail(out, str(exc), _template_hint(config))
+        except LibreOfficeNotFound as exc:
+            _fail(out, str(exc), _pdf_hint(pdf))
+        except ConfigError as exc:
+            _fail(out, str(exc), _config_hint(config_path))
+        except ReintegrateError as exc:
+            _fail(out, str(exc))
+        finally:
+            for bar in bars:
+                bar.close()
+        run = RunSummary.load(result.run_dir, pdfs=result.pdfs, pdf_failed=result.pdf_failed)
+        runs.append(run)
+        _report(run, result, spreadsheet, out, documents=documents)
+        worst = max(worst, result.exit_code, EXIT_ACT if result.pdf_failed else EXIT_OK)
+        if send and result.accepted:
+            try:
+                worst = max(worst, send_after_run(result.run_dir, config, out=out))
+            except ReintegrateError as exc:
+                out.error(str(exc))
+                worst = max(worst, EXIT_UNREADABLE)
+    if runs:  # nothing at all when no file could be read: the error lines said it all
+        if not out.quiet:
+            for line in summary_table(runs, documents=documents, unreadable=unreadable,
+                                      as_of=as_of.strftime("%d/%m/%Y")):
+                click.echo(line)
+        click.echo(final_line(runs, documents=documents, unreadable=len(unreadable)))
+    return worst
+
+
 spreadsheets_argument = click.argument("spreadsheets", nargs=-1, required=True,
                                        type=click.Path(dir_okay=False, path_type=Path))
 
@@ -136,21 +294,27 @@ spreadsheets_argument = click.argument("spreadsheets", nargs=-1, required=True,
 @spreadsheets_argument
 @outbox_option
 @as_of_option
+@click.option("--pdf/--no-pdf", "pdf", default=None,
+              help="Also save a PDF copy beside each plan and letter, through LibreOffice (default: the config's "
+                   "pdf setting, else no).")
 @click.option("--send", is_flag=True, help="Email the documents after the run (see `reintegrate send`).")
 @config_option
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Processes rendering documents in parallel (default: chosen from the batch size and CPUs).")
-def run(spreadsheets, outbox, as_of, send, config_path, workers):
+@verbosity
+def run(spreadsheets, outbox, as_of, pdf, send, config_path, workers, quiet, verbose):
     """Check every referral row and write plans, letters, the review tracker and reports for the accepted
-    rows into a new run folder in the outbox.
+    rows into a new run folder in the outbox. Rows with mistakes are listed by row, Referral ID and cell,
+    and highlighted in the run folder's validation-report.xlsx. Exits 1 when a row is rejected.
 
     \b
-    Example:
+    Examples:
       reintegrate run examples/referrals-spring-2027.xlsx --as-of 2026-11-30
+      reintegrate run examples/referrals-spring-2027.xlsx --as-of 2026-11-30 --pdf --quiet
     """
-    code = _process(spreadsheets, as_of=as_of, config_path=config_path, outbox=outbox, documents=True, workers=workers,
-                    send=send)
-    sys.exit(code)
+    out = _output(quiet, verbose)
+    sys.exit(_process(spreadsheets, as_of=as_of, config_path=config_path, outbox=outbox, documents=True,
+                      out=out, workers=workers, send=send, pdf=pdf))
 
 
 @main.command()
@@ -158,45 +322,105 @@ def run(spreadsheets, outbox, as_of, send, config_path, workers):
 @outbox_option
 @as_of_option
 @config_option
-def validate(spreadsheets, outbox, as_of, config_path):
+@verbosity
+def validate(spreadsheets, outbox, as_of, config_path, quiet, verbose):
     """Check every referral row against the schema and the policy; write only the validation report and
-    summary.json (no documents).
+    summary.json (no documents). Exits 1 when a row is rejected.
 
     \b
-    Example:
+    Examples:
       reintegrate validate examples/referrals-spring-2027.xlsx --as-of 2026-11-30
+      reintegrate validate examples/referrals-spring-2027.xlsx --as-of 2026-11-30 --verbose
     """
-    sys.exit(_process(spreadsheets, as_of=as_of, config_path=config_path, outbox=outbox, documents=False))
+    out = _output(quiet, verbose)
+    sys.exit(_process(spreadsheets, as_of=as_of, config_path=config_path, outbox=outbox, documents=False, out=out))
+
+
+# ------------------------------------------------------------------------------------------ init, template
+
+@main.command()
+@click.argument("folder", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
+@verbosity
+def init(folder, quiet, verbose):
+    """Make a ready working folder: inbox/, outbox/, your own copy of the Word and email templates to
+    customise (templates/), the example workbook (examples/), a commented reintegrate.toml and a one-page
+    HOW-TO.txt. A file that is already there is never overwritten, so running it again on a folder in use
+    only adds what is missing. FOLDER defaults to the current folder.
+
+    \b
+    Examples:
+      reintegrate init Inclusions
+      reintegrate init
+    """
+    from pipeline.workspace import InitError, init_workspace
+
+    out = _output(quiet, verbose)
+    try:
+        made = init_workspace(folder)
+    except InitError as exc:
+        _fail(out, str(exc))
+    where = _shown(made.folder)
+    folders = {"inbox", "outbox"}
+    for path in made.created:
+        out.info(f"  created  {path.as_posix()}{'/' if path.as_posix() in folders else ''}")
+    for path in made.kept:
+        out.info(f"  kept     {path.as_posix()}{'/' if path.as_posix() in folders else ''} (already there, not changed)")
+    go = "" if where == "." else f"cd {_quote(where)}, then "
+    out.next_step(f"Next: {go}read HOW-TO.txt, or try: "
+                  "reintegrate run examples/referrals-spring-2027.xlsx --as-of 2026-11-30")
+    click.echo(f"Working folder ready: {where} ({len(made.created)} created, {len(made.kept)} kept as they were).")
 
 
 @main.command()
 @click.argument("path", required=False, default="referrals-template.xlsx", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace the file if it exists.")
-def template(path, force):
+@verbosity
+def template(path, force, quiet, verbose):
     """Write a blank referral workbook with the exact headings, drop-down lists, date formats and an
-    Instructions sheet.
+    Instructions sheet. PATH defaults to referrals-template.xlsx.
 
     \b
     Example:
-      reintegrate template referrals-spring-2027.xlsx
+      reintegrate template referrals.xlsx
     """
     from pipeline.template_workbook import write_template
 
+    out = _output(quiet, verbose)
     if path.exists() and not force:
-        _fail(f"{path} already exists; choose another name or add --force to replace it")
+        _fail(out, f"{path} already exists; choose another name or add --force to replace it")
     write_template(path)
+    out.next_step(f"Next: open {_quote(path)} in Excel, fill one row per pupil from row 2 (the Instructions sheet "
+                  f"explains each column), save it, then check it with: reintegrate validate {_quote(path)}")
     click.echo(f"Wrote {path}")
 
 
-def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = False) -> int:
+# ------------------------------------------------------------------------------------------------- send
+
+def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = False, out: Output = Output()) -> int:
     """Email (or draft) a run folder's documents, print the report, return 0 or 1."""
     from pipeline.mail import send_with_config
 
-    live = config.email.get("transport") == "smtp" and not dry_run  # show retries and waits as they happen
+    live = config.email.get("transport") == "smtp" and not dry_run and not out.quiet  # retries as they happen
     report = send_with_config(run_dir, config, dry_run=dry_run, resend=resend,
                               log=(lambda line: click.echo(line, err=True)) if live else None)
-    for line in report.lines():
-        click.echo(line)
+    lines = report.lines()
+    for line in lines[:-1]:
+        if ": BLOCKED: " in line or ": FAILED: " in line:
+            out.problem(line)
+        else:
+            out.info(line)
+    folder = _quote(_shown(Path(run_dir)))
+    if report.blocked:
+        out.next_step("Check the addresses listed in the referral spreadsheet (or add the domain to allowed_domains "
+                      f"in reintegrate.toml), then run `reintegrate send {folder}` again: nothing already sent is "
+                      "sent twice.")
+    elif report.failed:
+        out.next_step(f"Run `reintegrate send {folder}` again later: only what was not sent is sent.")
+    elif report.drafted:
+        out.next_step(f"Next: open each draft in {_shown(Path(run_dir))}/mail/ in Outlook, check it and press Send.")
+    elif dry_run and report.planned:
+        out.next_step(f"Next: reintegrate send {folder}   (without --dry-run) to send them.")
+    click.echo(lines[-1])
     return report.exit_code
 
 
@@ -205,60 +429,79 @@ def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = Fal
 @click.option("--dry-run", is_flag=True, help="Show what would be sent to whom; send, write and record nothing.")
 @click.option("--resend", is_flag=True, help="Send again referrals already sent with the same plan and letter.")
 @config_option
-def send(run_dir, dry_run, resend, config_path):
+@verbosity
+def send(run_dir, dry_run, resend, config_path, quiet, verbose):
     """Email a run's plans and letters to the receiving schools.
 
     One message per referral, to the receiving school contact with the inclusions officer in copy, the
-    newest plan and the letter attached. With transport = "files" (the default) the messages are written
-    as Outlook drafts in RUN_DIR/mail/. Only addresses in allowed_domains are ever used. Exits 1 when any
-    message was blocked or failed; what failed is sent by the next `send`.
+    newest plan and the letter attached (and their PDF copies with attach_pdf = true). With transport =
+    "files" (the default) the messages are written as Outlook drafts in RUN_DIR/mail/. Only addresses in
+    allowed_domains are ever used. Exits 1 when any message was blocked or failed; what failed is sent by
+    the next `send`. See docs/email.md.
 
     \b
-    Example:
+    Examples:
       reintegrate send outbox/20261129T101500123456Z-ab12 --dry-run
+      reintegrate send outbox/20261129T101500123456Z-ab12
     """
-    config = _config(config_path)
+    out = _output(quiet, verbose)
+    config = _config(config_path, out=out)
     try:
-        code = send_after_run(run_dir, config, dry_run=dry_run, resend=resend)
+        code = send_after_run(run_dir, config, dry_run=dry_run, resend=resend, out=out)
+    except ConfigError as exc:
+        _fail(out, str(exc), _config_hint(config_path))
+    except TemplateError as exc:
+        _fail(out, str(exc), "Correct the email template (templates/email/plan-email.txt) and run again.")
     except ReintegrateError as exc:
-        _fail(str(exc))
+        _fail(out, str(exc))
     sys.exit(code)
 
 
+# -------------------------------------------------------------------------------------- check-templates
+
 @main.command("check-templates")
 @click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
-def check_templates_command(folder):
+@verbosity
+def check_templates_command(folder, quiet, verbose):
     """List every placeholder a Word template uses that the data does not provide, and any template syntax
-    error, naming the template. Run it after editing a template in Word. Exits 1 when there are problems.
+    error, naming the template. Run it after editing a template in Word. FOLDER defaults to ./templates
+    when it holds the templates, else the shipped ones. Exits 1 when there are problems.
 
     \b
-    Example:
+    Examples:
+      reintegrate check-templates
       reintegrate check-templates templates
     """
     from pipeline.render import check_templates, default_templates_dir
 
+    out = _output(quiet, verbose)
     folder = folder or (Path("templates") if (Path("templates") / "reintegration-plan.docx").is_file() else None)
     problems = check_templates(folder)
     where = folder or default_templates_dir()
     if problems:
         for problem in problems:
-            click.echo(problem)
+            out.problem(problem)
+        out.next_step("Open the template named in Word, correct or remove each placeholder listed (docs/templates.md "
+                      "lists every placeholder there is), save it, and run check-templates again.")
         click.echo(f"{len(problems)} problem(s) in {where}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_ACT)
     click.echo(f"The templates in {where} are fine: every placeholder can be filled.")
 
+
+# ---------------------------------------------------------------------------------------------- reviews
 
 @main.command()
 @click.argument("tracker", type=click.Path(dir_okay=False, path_type=Path))
 @outbox_option
 @as_of_option
 @config_option
-def reviews(tracker, outbox, as_of, config_path):
+@verbosity
+def reviews(tracker, outbox, as_of, config_path, quiet, verbose):
     """Read a filled-in review tracker back: report overdue, missed and cancelled reviews and pupils whose
     settling-in period ended with too few reviews held, and write a new version of each plan with recorded
     reviews (plans/<name>.reviewed-YYYY-MM-DD.docx, the as-of date; the original is never changed) and
     review-state.json in the run folder. The run folder is the tracker's own folder, else --outbox/<run id>.
-    Exits 1 when a review is overdue or a tracker row is rejected.
+    Exits 1 when a review is overdue or a tracker row is rejected. See docs/reviews.md.
 
     \b
     Example:
@@ -266,24 +509,38 @@ def reviews(tracker, outbox, as_of, config_path):
     """
     from pipeline.reviews import review_tracker
 
-    config = _config(config_path, outbox)
-    progress = _ProgressBar() if sys.stderr.isatty() else None
-    if progress:
-        progress.bar.label = "Writing reviewed plans"
+    out = _output(quiet, verbose)
+    config = _config(config_path, outbox, out)
+    progress = _ProgressBar("Writing reviewed plans") if out.progress else None
     try:
         report = review_tracker(tracker, outbox=config.outbox, as_of=as_of, config=config, progress=progress)
+    except TemplateError as exc:
+        _fail(out, str(exc), _template_hint(config))
     except ReintegrateError as exc:
-        _fail(str(exc))
+        _fail(out, str(exc))
     finally:
         if progress:
             progress.close()
-    for line in report.lines():
-        click.echo(line)
+    lines = report.lines()
+    for line in lines[1:]:
+        if line.startswith("  error:") or (line.startswith("  ") and ": overdue " in line):
+            out.problem(line)
+        else:
+            out.info(line)
+    if report.exit_code:
+        out.next_step(f"Hold or rearrange the overdue reviews and record them in {_quote(tracker)} (Status Held, "
+                      "with the outcome), correct any row listed as an error, save it, and run reviews again.")
+    click.echo(lines[0])
     sys.exit(report.exit_code)
 
 
+# ------------------------------------------------------------------------------------------------ watch
+
 def _day_or_none(ctx, param, value):
     return None if value is None else _as_of(ctx, param, value)
+
+
+_QUIET_WATCH = (" watching ", ": waiting: ", ": still being written, left for the next pass")
 
 
 @main.command()
@@ -301,30 +558,39 @@ def _day_or_none(ctx, param, value):
 @click.option("--as-of", callback=_day_or_none, metavar="YYYY-MM-DD",
               help="The date the rules are judged on (default: the day each file is processed).")
 @config_option
-def watch(inbox, outbox, once, poll, settle, rescan, as_of, config_path):
+@verbosity
+def watch(inbox, outbox, once, poll, settle, rescan, as_of, config_path, quiet, verbose):
     """Process every referral spreadsheet saved into the inbox: each is taken once it has stopped changing,
-    run like `reintegrate run`, then moved to inbox/processed/<run-id>/ (or inbox/failed/ with a
-    <name>.error.txt when it cannot be read; an identical copy of a file already processed goes to
-    inbox/processed/duplicates/). Office lock files (~$...), hidden and temporary files are ignored.
-    Watches with file system events (watchdog), plus a full rescan every --rescan seconds; add --poll on
-    a network share. See docs/watch.md for running it as a service.
+    run like `reintegrate run` (with PDF copies when the config says pdf = true), then moved to
+    inbox/processed/<run-id>/ (or inbox/failed/ with a <name>.error.txt when it cannot be read; an identical
+    copy of a file already processed goes to inbox/processed/duplicates/). Office lock files (~$...), hidden
+    and temporary files are ignored. Watches with file system events (watchdog), plus a full rescan every
+    --rescan seconds; add --poll when the inbox is on a network drive. One line per file; with --quiet, no
+    start-up or waiting lines. Stop it with Ctrl+C. See docs/watch.md for running it as a service.
 
     \b
     Examples:
-      reintegrate watch --inbox /srv/inclusions/inbox --outbox /srv/inclusions/outbox
-      reintegrate watch --inbox /mnt/fileserver/inclusions/inbox --poll
       reintegrate watch --once --as-of 2026-11-30
+      reintegrate watch
+      reintegrate watch --poll --inbox inbox --outbox outbox
     """
-    from dataclasses import replace
-
     from pipeline.inbox import watch as watch_inbox
 
-    config = _config(config_path, outbox)
+    out = _output(quiet, verbose)
+    config = _config(config_path, outbox, out)
     if inbox:
         config = replace(config, inbox=inbox)
+    if config.pdf:
+        from pipeline.pdf import LibreOfficeNotFound, find_soffice
+
+        if find_soffice() is None:
+            _fail(out, str(LibreOfficeNotFound()), _pdf_hint(False))
+    kwargs = {}
+    if out.quiet:
+        kwargs["log"] = lambda line: None if any(s in line for s in _QUIET_WATCH) else click.echo(line)
     try:
         code = watch_inbox(config, once=once, poll=poll, settle=settle, rescan=rescan, as_of=as_of,
-                           handle_signals=True)
+                           handle_signals=True, **kwargs)
     except ReintegrateError as exc:
-        _fail(str(exc))
+        _fail(out, str(exc))
     sys.exit(code)
