@@ -224,6 +224,9 @@ def _report(run, result, spreadsheet, out: Output, *, documents: bool) -> None:
     elif result.pdf_failed:
         out.next_step("The Word documents are complete. For the missing PDF copies, run again with --pdf, or open "
                       "each document in Word and save it as PDF beside it.")
+    elif not result.rows:
+        out.next_step(f"Open {_quote(spreadsheet)} in Excel, fill one row per pupil below the headings (the "
+                      "Instructions sheet explains each column), save it, and run again.")
     elif documents and result.accepted:
         out.next_step(f"Next: check the plans in {folder}/plans/, then see who gets what with: "
                       f"reintegrate send {_quote(folder)} --dry-run")
@@ -416,10 +419,10 @@ def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = Fal
                       "sent twice.")
     elif report.failed:
         out.next_step(f"Run `reintegrate send {folder}` again later: only what was not sent is sent.")
-    elif report.drafted:
+    if report.drafted:
         out.next_step(f"Next: open each draft in {_shown(Path(run_dir))}/mail/ in Outlook, check it and press Send.")
     elif dry_run and report.planned:
-        out.next_step(f"Next: reintegrate send {folder}   (without --dry-run) to send them.")
+        out.next_step(f"Next: the same without --dry-run does it: reintegrate send {folder}")
     click.echo(lines[-1])
     return report.exit_code
 

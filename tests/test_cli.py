@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -90,6 +91,7 @@ def _run_forever_then_stop(args: list[str], cwd: Path) -> int:
     try:
         line = proc.stdout.readline()
         assert " watching " in line, line + proc.stderr.read()
+        time.sleep(1)  # into its wait: a SIGTERM during its first scan waits for the next (pipeline/inbox.py)
         proc.send_signal(signal.SIGTERM)
         return proc.wait(timeout=30)
     finally:
