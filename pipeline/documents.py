@@ -89,10 +89,24 @@ def _render_batch(job) -> int:
     return len(items)
 
 
+MAX_DEFAULT_WORKERS = 8  # past this, processes mostly wait for the file system (one folder for every plan)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (a container or `taskset` can allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def choose_workers(count: int, requested: int | None) -> int:
+    """`requested` (`--workers N`, or the config's `workers`) when given; else one process per available CPU,
+    at most `MAX_DEFAULT_WORKERS`, and only as many as have `PER_WORKER_MIN` documents each (this process
+    writes the tracker and reports meanwhile, see `write_documents`)."""
     if requested:
         return max(1, requested)
-    return max(1, min(os.cpu_count() or 1, count // PER_WORKER_MIN))
+    return max(1, min(available_cpus(), MAX_DEFAULT_WORKERS, count // PER_WORKER_MIN))
 
 
 def write_documents(run_dir: Path, accepted: list, *, run_id: str, generated_on: date,

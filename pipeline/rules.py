@@ -21,7 +21,7 @@ missing or invalid stays silent: the schema has already said what is wrong with 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from marshmallow import ValidationError, missing
@@ -53,8 +53,8 @@ class Row:
 
     number: int
     values: dict  # field name -> parsed value (valid values only)
-    cells: dict  # field name -> the file's cell reference, None when the column is missing
-    raw: dict  # field name -> the cell's value as typed
+    cells: dict  # field name -> the file's cell reference, None when the column is missing (`.get`)
+    raw: dict  # field name -> the cell's value as typed (blank cells left out: `.get`)
     issues: list[Issue] = field(default_factory=list)
     reviews: list[date] = field(default_factory=list)  # the review schedule, once ME has computed it
 
@@ -341,7 +341,8 @@ class RowLoader:
                     found = (fld.deserialize(raw, key, data), None)
                 except ValidationError as err:  # as marshmallow's _call_and_store keeps it
                     found = (err.valid_data or missing, err.messages)
-                if memo_key is not None and (found[1] is not None or isinstance(found[0], self.CACHED_TYPES)):
+                if memo_key is not None and (found[1] is not None or found[0] is missing
+                                             or isinstance(found[0], self.CACHED_TYPES)):
                     memo[memo_key] = found
             result, errors = found
             if errors is not None:
@@ -351,23 +352,83 @@ class RowLoader:
         return values, messages
 
 
+class CellRefs:
+    """A row's cell references by field name (`get` gives e.g. 'T7', or None when the sheet has no such
+    column), made when a message needs one rather than for every field of every row."""
+
+    __slots__ = ("letters", "number")
+
+    def __init__(self, letters: dict[str, str], number: int):
+        self.letters, self.number = letters, number
+
+    def get(self, name: str, default=None):
+        letter = self.letters.get(name)
+        return f"{letter}{self.number}" if letter else default
+
+    def __getitem__(self, name: str) -> str:
+        letter = self.letters[name]
+        return f"{letter}{self.number}"
+
+    def __contains__(self, name) -> bool:
+        return name in self.letters
+
+    def __iter__(self):
+        return iter(self.letters)
+
+    def __len__(self) -> int:
+        return len(self.letters)
+
+    def __eq__(self, other) -> bool:
+        return dict(self.items()) == dict(other.items()) if hasattr(other, "items") else NotImplemented
+
+    def items(self):
+        return [(name, f"{letter}{self.number}") for name, letter in self.letters.items()]
+
+
+class _RememberingCalendar:
+    """The school calendar with its answers remembered for one sheet: most rows share their dates, and
+    the review schedule and school-day counts are pure functions of them. Errors are not remembered (each
+    row asks again and gets its own exception)."""
+
+    def __init__(self, calendar: SchoolCalendar):
+        self._calendar = calendar
+        self._answers: dict = {}
+
+    def _ask(self, method: str, *args):
+        key = (method, *args)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._answers[key] = getattr(self._calendar, method)(*args)
+        return answer
+
+    def review_schedule(self, returned: date, every_weeks: int, settling_weeks: int) -> list[date]:
+        return list(self._ask("review_schedule", returned, every_weeks, settling_weeks))
+
+    def school_days_between(self, start: date, end: date) -> int:
+        return self._ask("school_days_between", start, end)
+
+    def protected_period_end(self, returned: date) -> date:
+        return self._ask("protected_period_end", returned)
+
+    def __getattr__(self, name):
+        return getattr(self._calendar, name)
+
+
 def check_sheet(sheet: Sheet, ctx: RuleContext) -> list[RowResult]:
     """Schema, then every rule, for every row; issues in column order within a row."""
     rows = []
     fields = list(HEADINGS)
-    letters = [(name, sheet.columns[name].letter if name in sheet.columns else None) for name in fields]
-    keys = [(name, HEADINGS[name]) for name in fields]
+    letters = {name: sheet.columns[name].letter for name in fields if name in sheet.columns}
     loader = RowLoader()
+    rules_ctx = replace(ctx, calendar=_RememberingCalendar(ctx.calendar))
     for input_row in sheet.rows:
-        number = str(input_row.number)
-        cells = {name: letter + number if letter else None for name, letter in letters}
         given = input_row.values
-        raw = {name: given.get(key) for name, key in keys}
+        raw = {FIELD_BY_HEADING[key]: value for key, value in given.items() if key in FIELD_BY_HEADING}
         values, messages = loader.load(given)
-        row = Row(input_row.number, values, cells, raw)
+        row = Row(input_row.number, values, CellRefs(letters, input_row.number), raw)
         row.issues.extend(_schema_issues(row, messages))
         for rule in ROW_RULES:
-            row.issues.extend(rule(row, ctx))
+            row.issues.extend(rule(row, rules_ctx))
         rows.append(row)
     rule_duplicate(rows)
     order = {HEADINGS[name]: i for i, name in enumerate(fields)}

@@ -445,3 +445,105 @@ def test_rows_are_added_in_order_after_the_cells_written_one_by_one(tmp_path):
     with pytest.raises(TypeError):
         ws.add_row(7, (float("nan"),), fmt)
     wb.close()
+
+
+# ---------------------------------------------------------------- documents: the run's own files against docxtpl
+import io  # noqa: E402
+
+import docx  # noqa: E402
+from docx.table import Table  # noqa: E402
+from docx.text.paragraph import Paragraph  # noqa: E402
+
+from pipeline.calendar import SchoolCalendar  # noqa: E402
+from pipeline.context import build_context  # noqa: E402
+from pipeline.documents import INVITATION, PLAN, REQUEST, write_documents  # noqa: E402
+from pipeline.render import default_templates_dir  # noqa: E402
+from pipeline.rules import RuleContext, check_sheet  # noqa: E402
+
+
+def _accepted(count: int, seed: int):
+    from pipeline.ingest import Column, InputRow, Sheet
+
+    columns = {name: Column(name, i, heading) for i, (name, heading) in enumerate(HEADINGS.items())}
+    rows = [InputRow(n, {k: v for k, v in row.items() if v is not None}, ())
+            for n, row in enumerate(generate_rows(count, seed=seed), start=2)]
+    sheet = Sheet(Path("referrals.xlsx"), "Referrals", 1, columns, rows)
+    results = check_sheet(sheet, RuleContext(SchoolCalendar.load(), date(2026, 11, 30)))
+    return [(r.referral, r.reviews) for r in results if r.accepted]
+
+
+def _runs(paragraph: Paragraph) -> list[tuple]:
+    """Text by formatting: adjacent runs with the same formatting joined, empty runs left out (where Word or a
+    renderer cuts a run does not show)."""
+    runs = []
+    for run in paragraph.runs:
+        font = run.font
+        form = (run.bold, run.italic, run.underline, font.size, font.name, font.color.rgb if font.color.type else None,
+                run.style.name if run.style is not None else None)
+        if not run.text:
+            continue
+        if runs and runs[-1][1] == form:
+            runs[-1] = (runs[-1][0] + run.text, form)
+        else:
+            runs.append((run.text, form))
+    return runs
+
+
+def _paragraph(paragraph: Paragraph) -> tuple:
+    return ("p", paragraph.style.name if paragraph.style is not None else None, paragraph.alignment,
+            _runs(paragraph))
+
+
+def _blocks(parent, container) -> list[tuple]:
+    blocks = []
+    for child in container.iterchildren():
+        tag = child.tag.rsplit("}", 1)[-1]
+        if tag == "p":
+            blocks.append(_paragraph(Paragraph(child, parent)))
+        elif tag == "tbl":
+            table = Table(child, parent)
+            blocks.append(("table", table.style.name if table.style is not None else None,
+                           [[_blocks(cell, cell._tc) for cell in row.cells] for row in table.rows]))
+    return blocks
+
+
+def structure(data: bytes) -> dict:
+    """A document's text and structure: body blocks in order (paragraphs with style, alignment and formatted
+    text; tables with style and every cell's blocks), headers and footers, and each section's page."""
+    document = docx.Document(io.BytesIO(data))
+    sections = [(s.page_width, s.page_height, s.orientation, s.left_margin, s.right_margin, s.top_margin,
+                 s.bottom_margin, [_paragraph(p) for p in s.header.paragraphs],
+                 [_paragraph(p) for p in s.footer.paragraphs]) for s in document.sections]
+    return {"body": _blocks(document, document.element.body), "sections": sections,
+            "properties": (document.core_properties.title, document.core_properties.subject)}
+
+
+def docxtpl_render(name: str, context: dict) -> bytes:
+    docxtpl = pytest.importorskip("docxtpl")
+    reference = docxtpl.DocxTemplate(str(default_templates_dir() / name))
+    reference.render(context, autoescape=True)
+    buffer = io.BytesIO()
+    reference.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_runs_documents_have_docxtpls_text_and_structure(tmp_path, workers):
+    """What `run` writes (plans and letters from `write_documents`, in worker processes or not) against
+    docxtpl rendering the same templates with the same context, for generated referrals of every route."""
+    accepted = _accepted(30, seed=21)
+    kinds = {(referral.current_provision_type, referral.reintegration_reason) for referral, _ in accepted}
+    assert len(kinds) >= 4 and {len(reviews) for _, reviews in accepted} != {0}
+    paths = write_documents(tmp_path, accepted, run_id="20261130T090000000000Z-test", generated_on=date(2026, 11, 30),
+                            workers=workers)
+    for (referral, reviews), (plan, letter) in zip(accepted, paths):
+        context = build_context(referral, reviews, run_id="20261130T090000000000Z-test", generated_on=date(2026, 11, 30))
+        assert structure((tmp_path / plan).read_bytes()) == structure(docxtpl_render(PLAN, context))
+        letter_template = INVITATION if referral.from_ap else REQUEST
+        assert structure((tmp_path / letter).read_bytes()) == structure(docxtpl_render(letter_template, context))
+
+
+def test_the_structure_comparison_sees_a_difference():
+    accepted = _accepted(3, seed=4)
+    contexts = [build_context(r, v, run_id="x", generated_on=date(2026, 11, 30)) for r, v in accepted]
+    assert structure(docxtpl_render(PLAN, contexts[0])) != structure(docxtpl_render(PLAN, contexts[1]))
