@@ -213,7 +213,7 @@ def _report(run, result, spreadsheet, out: Output, *, documents: bool) -> None:
                 warnings += 1
                 out.detail(f"{prefix}{who}: warning: {issue['message']}")
     if warnings and not out.verbose:
-        out.info(f"  and {warnings} warning{'s' if warnings != 1 else ''} on rows (the rows are still accepted): "
+        out.info(f"  and {warnings} warning{'s' if warnings != 1 else ''} on rows (a warning alone rejects nothing): "
                  "add --verbose to list them")
     for failure in result.pdf_failed:
         out.problem(f"{prefix}no PDF copy of {failure}")
@@ -456,7 +456,10 @@ def send(run_dir, dry_run, resend, config_path, quiet, verbose):
     except TemplateError as exc:
         _fail(out, str(exc), "Correct the email template (templates/email/plan-email.txt) and run again.")
     except ReintegrateError as exc:
-        _fail(out, str(exc))
+        hint = None if (run_dir / "manifest.json").exists() else (
+            "Use the folder that `reintegrate run` named (it has a plans/ folder): a folder made by `validate` "
+            "holds only its report.")
+        _fail(out, str(exc), hint)
     sys.exit(code)
 
 
@@ -520,7 +523,10 @@ def reviews(tracker, outbox, as_of, config_path, quiet, verbose):
     except TemplateError as exc:
         _fail(out, str(exc), _template_hint(config))
     except ReintegrateError as exc:
-        _fail(out, str(exc))
+        hint = None if tracker.exists() else (
+            "Use the review-tracker.xlsx in a folder that `reintegrate run` made (a folder made by `validate` has "
+            "none); type its first letters and press Tab to complete the name.")
+        _fail(out, str(exc), hint)
     finally:
         if progress:
             progress.close()

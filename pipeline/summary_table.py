@@ -134,7 +134,7 @@ def summary_table(runs: list[RunSummary], *, documents: bool, unreadable: list[s
             lines.append(_fit(f"  {rule:<9} {n:>4}  {meaning}", width))
 
     by_rule("Rejected rows, by rule (a row can break more than one)", t.rejected_by_rule)
-    by_rule("Warnings on rows, by rule (the rows are still accepted)", t.warnings_by_rule)
+    by_rule("Warnings on rows, by rule (a warning alone rejects nothing)", t.warnings_by_rule)
     if not runs:
         return lines
     lines.append("")

@@ -153,8 +153,8 @@ WHAT IS HERE
 After editing a template in Word:   reintegrate check-templates
 Exit codes (for scripts): 0 all fine; 1 something to act on (rows rejected,
 reviews overdue, mail not sent); 2 a file or setting could not be used.
-The full guide: the docs folder that comes with reintegrate, starting with
-docs/getting-started.md.
+The full guide is the docs folder of reintegrate's source, starting with
+docs/getting-started.md (ask whoever installed it where that is).
 """
 
 

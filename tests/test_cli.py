@@ -226,7 +226,7 @@ def test_quiet_prints_only_errors_and_the_final_line(tmp_path, monkeypatch):
 def test_default_counts_warnings_and_verbose_lists_them(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     default = cli("validate", EXAMPLE, "--as-of", AS_OF)
-    assert "  and 2 warnings on rows (the rows are still accepted): add --verbose to list them" in default.stdout
+    assert "  and 2 warnings on rows (a warning alone rejects nothing): add --verbose to list them" in default.stdout
     assert ": warning: FAP guidance" not in default.stdout
     verbose = cli("validate", EXAMPLE, "--as-of", AS_OF, "--verbose")
     assert re.search(r"^  row 27 \(HAV-00023\): warning: FAP guidance: .*\(cell Z27, Planned return date\)$",
@@ -402,3 +402,15 @@ def test_a_whole_session_in_a_real_process(tmp_path):
     assert sent.returncode in (0, 1) and sent.stdout.splitlines()[-1].startswith("Dry run: ")
     version = run("--version", cwd=folder)
     assert version.returncode == 0 and "version" in version.stdout
+
+
+def test_a_validate_folder_given_to_send_or_reviews_says_which_folder_to_use(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli("validate", EXAMPLE, "--as-of", AS_OF).exit_code == 1
+    (folder,) = run_folders(tmp_path / "outbox")
+    sent = cli("send", folder, "--dry-run")
+    assert sent.exit_code == 2 and sent.stderr.startswith("Error: manifest.json: the run folder has no manifest.json")
+    assert "Use the folder that `reintegrate run` named (it has a plans/ folder)" in sent.stdout
+    reviewed = cli("reviews", folder / "review-tracker.xlsx")
+    assert reviewed.exit_code == 2 and reviewed.stderr == "Error: review-tracker.xlsx: the file does not exist\n"
+    assert "Use the review-tracker.xlsx in a folder that `reintegrate run` made" in reviewed.stdout
