@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pipeline.errors import ERROR, WARNING
-from pipeline.files import atomic_path, write_json
+from pipeline.files import atomic_path, write_text
 from pipeline.ingest import Sheet
 from pipeline.rules import RowResult
 from pipeline.workbooks import Formats, new_workbook, print_setup, write_value
@@ -42,7 +43,23 @@ def summary(*, input_name: str, sha256: str, run_id: str, as_of, sheet: Sheet, r
 
 
 def write_summary(path: Path, data: dict) -> None:
-    write_json(path, data)
+    write_json_by_line(path, data)
+
+
+def write_json_by_line(path: Path, data: dict, listed: tuple[str, ...] = ("referrals", "file_issues")) -> None:
+    """A JSON object with each item of its `listed` lists on a line of its own: readable, and written by
+    json's fast encoder (indent=2 uses its slow one: a second at 10,000 referrals)."""
+    def dump(value) -> str:
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+    lines = []
+    for key, value in data.items():
+        if key in listed and isinstance(value, list):
+            value = "[\n" + ",\n".join(f"    {dump(item)}" for item in value) + "\n  ]" if value else "[]"
+        else:
+            value = dump(value)
+        lines.append(f"  {dump(key)}: {value}")
+    write_text(path, "{\n" + ",\n".join(lines) + "\n}\n")
 
 
 def write_validation_report(path: Path, sheet: Sheet, results: list[RowResult]) -> None:

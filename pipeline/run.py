@@ -7,7 +7,6 @@ the CLI only turns options into these calls and their results into messages and 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -17,7 +16,7 @@ from pipeline.calendar import SchoolCalendar
 from pipeline.config import Config
 from pipeline.ingest import read_referrals
 from pipeline.ledger import Ledger, now_iso
-from pipeline.reports import summary, write_summary, write_validation_report
+from pipeline.reports import summary, write_json_by_line, write_summary, write_validation_report
 from pipeline.rules import RuleContext, check_sheet, provisional_years
 
 EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE = 0, 1, 2
@@ -82,19 +81,8 @@ def pdf_copies(run_dir: Path, accepted: list, paths: list[tuple[str, str]], *, s
 
 
 def write_manifest(path: Path, data: dict) -> None:
-    """manifest.json with one referral a line: json's fast encoder, where indent=2 (its slow one) takes a
-    second at 10,000 referrals."""
-    def dump(value) -> str:
-        return json.dumps(value, ensure_ascii=False, default=str)
-
-    lines = []
-    for key, value in data.items():
-        if key == "referrals":
-            value = "[\n" + ",\n".join(f"    {dump(entry)}" for entry in value) + "\n  ]" if value else "[]"
-        else:
-            value = dump(value)
-        lines.append(f"  {dump(key)}: {value}")
-    files.write_text(path, "{\n" + ",\n".join(lines) + "\n}\n")
+    """manifest.json, one referral a line (`reports.write_json_by_line`)."""
+    write_json_by_line(path, data, ("referrals",))
 
 
 def process_file(path: str | Path, *, config: Config | None = None, as_of: date | None = None,

@@ -78,16 +78,27 @@ class RowsWorksheet(Worksheet):
             raise ValueError(f"row {row} is not after the rows already added")
         strings = self.str_table
         table = strings.string_table
+        serials = self._serials
         number = row + 1
-        text_xf = self._xf_index(formats.text)
-        quoted_xf = self._xf_index(formats.quoted)
-        date_xf = self._xf_index(formats.date)
+        base_xfs = self._xf.get(("base", id(formats)))
+        if base_xfs is None:
+            base_xfs = self._xf[("base", id(formats))] = (
+                self._xf_index(formats.text), self._xf_index(formats.quoted), self._xf_index(formats.date))
+        text_xf, quoted_xf, date_xf = base_xfs
         parts = [f'<row r="{number}">']
         append = parts.append
         used = []  # columns written
         added = 0  # strings looked up
         for col, value in enumerate(values):
             kind = value.__class__
+            if (kind is datetime or kind is date) and not props:  # dates, whole numbers: the next most common
+                append(f'<c r="{_COLUMNS[col]}{number}" s="{date_xf}"><v>{serials.get(value) or self._serial(value)}</v></c>')
+                used.append(col)
+                continue
+            if kind is int and not props:
+                append(f'<c r="{_COLUMNS[col]}{number}" s="{text_xf}"><v>{value:.16G}</v></c>')
+                used.append(col)
+                continue
             if props and col in props:
                 base = ("date" if isinstance(value, (date, datetime)) else
                         "quoted" if kind is str and value.startswith(RISKY_START) else "text")
