@@ -84,14 +84,22 @@ class _Unusual(Exception):
     """This workbook or sheet is for ingest's reader."""
 
 
-def xlsx_sheets(path: Path, notes):
-    """Drop-in for `ingest._xlsx_sheets(path, notes)` (see the module's docstring)."""
+def _streaming_reader():
+    """ingest's own reader, which this one falls back to (so `ingest._xlsx_sheets` must stay that reader:
+    `read_referrals` calls `xlsx_sheets` instead of it)."""
     from pipeline import ingest
 
+    if ingest._xlsx_sheets is xlsx_sheets:
+        raise RuntimeError("ingest._xlsx_sheets must stay ingest's streaming reader; call xlsx_reader.xlsx_sheets instead")
+    return ingest._xlsx_sheets
+
+
+def xlsx_sheets(path: Path, notes):
+    """Drop-in for `ingest._xlsx_sheets(path, notes)` (see the module's docstring)."""
     try:
         book = _Book(Path(path))
     except Exception:  # unusual or damaged: ingest's reader says which, in its words
-        return ingest._xlsx_sheets(path, notes)
+        return _streaming_reader()(path, notes)
     return [(name, _Rows(book, index, notes)) for index, (name, _) in enumerate(book.sheets)], book
 
 
@@ -218,9 +226,7 @@ class _Book:
 
     def fallback_rows(self, index: int, notes):
         if self.fallback is None:
-            from pipeline import ingest
-
-            self.fallback = ingest._xlsx_sheets(self.path, notes)
+            self.fallback = _streaming_reader()(self.path, notes)
         return self.fallback[0][index][1]
 
     def close(self) -> None:
