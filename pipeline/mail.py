@@ -37,9 +37,10 @@ subdomains (``sch.uk`` allows ``brookfield.sch.uk``, never ``evilsch.uk``). With
 A message with any recipient outside the list is not drafted or sent at all, is recorded ``blocked`` and
 makes the send exit 1 so the officer checks the address first.
 
-Personal data stays in the attachments: subjects, bodies and log lines carry the Referral ID, school names,
-officer and domains, never a pupil's name or UPN. (The attachments keep their file names, which do name the
-pupil, as the plans are filed by the receiving school under those names.)
+Personal data stays inside the attachments: subjects, bodies, attachment file names and log lines carry the
+Referral ID, school names, officer and domains, never a pupil's name or UPN. Attachments are named by what
+they are (`HAV-0001 reintegration plan.docx`, `HAV-0001 meeting invitation.docx`), since a file name travels
+in the message headers like a subject line, and the plan and letter share one file name in the run folder.
 """
 
 from __future__ import annotations
@@ -335,6 +336,16 @@ def newest_plan(plan: Path) -> Path:
     return best
 
 
+def attachment_name(entry: Mapping, key: str, path: Path, review_date: str | None) -> str:
+    """What the receiving school sees: the Referral ID and the document, never the pupil's name."""
+    rid = safe_name_part(str(entry.get("referral_id") or "referral"))
+    if key == "plan":
+        what = "reintegration plan" + (f" reviewed {review_date}" if review_date else "")
+    else:
+        what = "meeting request" if entry.get("letter_kind") == "request" else "meeting invitation"
+    return f"{rid} {what}{path.suffix.lower()}"
+
+
 def content_hash(attachments: list[tuple[str, bytes]]) -> str:
     """SHA-256 over the attachments' bytes (in order): a new plan version is new content."""
     digest = hashlib.sha256()
@@ -421,7 +432,8 @@ def _prepare(entry: dict, run_dir: Path, index: int = 0, attach_pdf: bool = Fals
                 raise MailError(f"attach_pdf is on but the PDF copy of the {key} is missing from "
                                 f"the {path.parent.name}/ folder: make it with `reintegrate run --pdf` (or Word's "
                                 "Save as PDF, beside the document), or set attach_pdf = false") from None
-    attachments = [(p.name, data) for p, data in files]
+    attachments = [(attachment_name(entry, key, path, review_date), data)
+                    for key, (path, data) in zip(("plan", "letter", "plan", "letter"), files)]
     return _Prepared(referral_id=referral_id, entry=entry, to=to, cc=cc, attachments=attachments,
                      attachment_paths=[p.relative_to(run_dir).as_posix() for p, _ in files],
                      plan_review_date=review_date, content_sha256=content_hash(attachments))

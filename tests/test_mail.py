@@ -297,8 +297,10 @@ def test_build_message(tmp_path):
     assert "invitation to the reintegration planning meeting" in body
     assert_no_pupil_data(msg, "HAV-0001")
     files = attachments(msg)
+    # named by Referral ID and document, never by the pupil: file names travel in the headers
     assert [(name, kind) for name, kind, _ in files] == [
-        ("HAV-0001_Smith_Amy.docx", DOCX_TYPE), ("HAV-0001_Smith_Amy.docx", DOCX_TYPE)]
+        ("HAV-0001 reintegration plan.docx", DOCX_TYPE), ("HAV-0001 meeting invitation.docx", DOCX_TYPE)]
+    assert all("Smith" not in name and "Amy" not in name for name, _, _ in files)
     assert docx.Document(io.BytesIO(files[0][2])).paragraphs[0].text == "Reintegration plan for Amy Smith"
     assert docx.Document(io.BytesIO(files[1][2])).paragraphs[0].text.startswith("Invitation")
 
@@ -476,7 +478,7 @@ def test_newest_reviewed_plan_is_attached_and_is_new_content(tmp_path, ledger, s
     assert report.sent[0].attachments[0] == "plans/HAV-0001_Smith_Amy.reviewed-2027-01-07.docx"
     msg = handler.messages[-1]["message"]
     name, kind, data = attachments(msg)[0]
-    assert name == "HAV-0001_Smith_Amy.reviewed-2027-01-07.docx" and kind == DOCX_TYPE
+    assert name == "HAV-0001 reintegration plan reviewed 2027-01-07.docx" and kind == DOCX_TYPE
     assert docx.Document(io.BytesIO(data)).paragraphs[0].text == "Reviewed 7 January"
     assert "2027-01-07" in body_text(msg)
 
