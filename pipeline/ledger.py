@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from pipeline.files import make_dir
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id      TEXT PRIMARY KEY,
@@ -73,7 +75,7 @@ class EarlierReturn:
 class Ledger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(self.path.parent)  # owner-only when we create it: run folders and the ledger live here
         if not self.path.exists():
             # created owner-only before SQLite writes a byte into it
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))

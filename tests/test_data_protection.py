@@ -61,9 +61,6 @@ def test_every_output_and_the_ledger_are_readable_by_their_owner_only(tmp_path, 
         assert mode & 0o077 == 0, f"{p.relative_to(outbox)} is {oct(mode)}"
 
 
-@pytest.mark.xfail(strict=True, reason="the outbox folder itself is created with the default mode (Ledger.__init__ mkdir, before "
-                                       "files.create_run_dir, so it is 0755 (0777 under umask 0): others can list run "
-                                       "folders and, under umask 0, replace the ledger (owner: ledger.py)")
 def test_the_outbox_folder_a_run_creates_is_owner_only(tmp_path):
     outbox = tmp_path / "outbox"
     assert cli("validate", corpus.valid_workbook(tmp_path), "--outbox", outbox, "--as-of", AS_OF).exit_code == 0
