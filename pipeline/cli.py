@@ -15,6 +15,7 @@ Every command's ``--help`` ends with examples that run as they are in a folder m
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, replace
 from datetime import date
@@ -603,3 +604,20 @@ def watch(inbox, outbox, once, poll, settle, rescan, as_of, config_path, quiet, 
     except ReintegrateError as exc:
         _fail(out, str(exc))
     sys.exit(code)
+
+
+def run_cli() -> None:
+    """The console script: `main`, with a last resort so that even a bug never shows the officer a
+    traceback. The details go to an owner-only file for whoever supports the tool."""
+    try:
+        main()
+    except Exception as exc:  # noqa: BLE001 - anything Click did not handle is a bug in reintegrate
+        import tempfile
+        import traceback
+
+        fd, path = tempfile.mkstemp(prefix="reintegrate-error-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(traceback.format_exc())
+        click.echo(f"Error: reintegrate stopped because of an internal error ({type(exc).__name__}). Files already "
+                   f"written are complete; the details for support are in {path}.", err=True)
+        sys.exit(EXIT_UNREADABLE)

@@ -143,3 +143,21 @@ def test_csv_with_bom_validates_like_the_workbook(tmp_path, valid_row):
 
     result = validate_file(path, config=Config(outbox=tmp_path / "o"), as_of=AS_OF)
     assert (result.accepted, result.rejected) == (1, 0)
+
+
+def test_even_a_bug_shows_one_sentence_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import pipeline.run as run\n"
+            "def broken(*args, **kwargs):\n    raise KeyError('internal')\n"
+            "run.process_file = broken\n"
+            "from pipeline.cli import run_cli\nrun_cli()\n")
+    proc = subprocess.run([sys.executable, "-c", code, "validate", str(EXAMPLE), "--outbox", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "internal error (KeyError)" in line
+    details = Path(line.rsplit(" in ", 1)[1].rstrip("."))
+    assert "Traceback" in details.read_text() and details.stat().st_mode & 0o077 == 0
+    details.unlink()
