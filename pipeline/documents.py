@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline import files
 from pipeline.context import build_context
-from pipeline.render import default_templates_dir, load_templates
+from pipeline.render import TEMPLATE_NAMES, default_templates_dir, load_templates
 
 PLAN = "reintegration-plan.docx"
 INVITATION = "meeting-invitation.docx"  # clause 3.6: from an AP
@@ -43,10 +43,27 @@ def plan_names(referrals) -> list[str]:
 _TEMPLATES = None  # per process: compiled on first use
 
 
+def _template_files_key(templates_dir) -> tuple:
+    """Which template files a run would compile, and their versions: a template edited while `watch` runs
+    (or a relative folder after a chdir) is a different key, so it is compiled again."""
+    folders = [Path(templates_dir).resolve()] if templates_dir else []
+    folders.append(default_templates_dir().resolve())
+    key = []
+    for folder in folders:
+        for name in TEMPLATE_NAMES:
+            try:
+                stat = (folder / name).stat()
+            except OSError:
+                continue
+            key.append((str(folder / name), stat.st_mtime_ns, stat.st_size))
+    return tuple(key)
+
+
 def _templates(templates_dir):
     global _TEMPLATES
-    if _TEMPLATES is None or _TEMPLATES[0] != templates_dir:
-        _TEMPLATES = (templates_dir, load_templates(templates_dir))
+    key = _template_files_key(templates_dir)
+    if _TEMPLATES is None or _TEMPLATES[0] != key:
+        _TEMPLATES = (key, load_templates(templates_dir))
     return _TEMPLATES[1]
 
 

@@ -197,7 +197,7 @@ def _check_zip(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
-    except Exception as exc:  # zipfile raises many types for a damaged archive
+    except Exception:  # zipfile raises many types for a damaged archive
         raise InputError(path, "the workbook is damaged and cannot be opened (it is cut short, or its zip structure is broken)") from None
     if len(infos) > MAX_ZIP_MEMBERS:
         raise InputError(path, f"the file holds {len(infos):,} parts, more than the {MAX_ZIP_MEMBERS:,} a workbook can have; it is not a normal referral workbook")

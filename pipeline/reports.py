@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from pipeline.errors import ERROR, WARNING
 from pipeline.files import atomic_path, write_text
 from pipeline.ingest import Sheet
 from pipeline.rules import RowResult
-from pipeline.workbooks import Formats, new_workbook, print_setup, write_value
+from pipeline.workbooks import Formats, kind_of, new_workbook, print_setup, write_value
 from pipeline.xlsx_rows import RowsWorksheet
 
 ERROR_FILL = "#FFC7CE"
@@ -62,13 +63,22 @@ def write_json_by_line(path: Path, data: dict, listed: tuple[str, ...] = ("refer
     write_text(path, "{\n" + ",\n".join(lines) + "\n}\n")
 
 
+_SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+
+
+def report_sheet_name(name: str | None) -> str:
+    """The input sheet's name as Excel allows it (no []:*?/\\, no apostrophe at either end, 31 characters),
+    never clashing with the report's own Issues sheet."""
+    name = _SHEET_NAME_FORBIDDEN.sub("-", name or "").strip().strip("'").strip()[:31].strip("'") or "Referrals"
+    return "Referrals (input)" if name.casefold() == "issues" else name
+
+
 def write_validation_report(path: Path, sheet: Sheet, results: list[RowResult]) -> None:
     """The input rows where they stood, faulty cells filled and commented, and an Issues sheet."""
     with atomic_path(path) as tmp:
         wb = new_workbook(tmp)
         fmt = Formats(wb)
-        ws = wb.add_worksheet((sheet.name or "Referrals")[:31].replace("/", "-") if sheet.name else "Referrals",
-                              worksheet_class=RowsWorksheet)
+        ws = wb.add_worksheet(report_sheet_name(sheet.name), worksheet_class=RowsWorksheet)
         issues_ws = wb.add_worksheet("Issues", worksheet_class=RowsWorksheet)
 
         for number, cells in sheet.title_rows:
@@ -76,9 +86,13 @@ def write_validation_report(path: Path, sheet: Sheet, results: list[RowResult]) 
                 if value is not None:
                     write_value(ws, number - 1, col, value, fmt)
         width = max(len(sheet.headings), 1)
+        quoted_heading = fmt.derived("text", bold=True, bg_color="#1F4E79", font_color="#FFFFFF", text_wrap=True,
+                                     border=1, quote_prefix=True)
         for col, value in enumerate(sheet.headings):
             if value is not None:
-                ws.write_string(sheet.heading_row - 1, col, str(value), fmt.heading)
+                text = str(value)
+                ws.write_string(sheet.heading_row - 1, col, text,
+                                quoted_heading if kind_of(text) == "quoted" else fmt.heading)
         status_col = width
         ws.write_string(sheet.heading_row - 1, status_col, "Status (reintegrate)", fmt.heading)
         ws.freeze_panes(sheet.heading_row, 0)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -143,7 +142,7 @@ def test_one_unreadable_file_does_not_stop_the_others(inputs, tmp_path):
     outbox = tmp_path / "outbox"
     result = validate(bad, good, outbox=outbox)
     assert result.exit_code == 2  # the worst of the files
-    assert result.stderr.startswith(f"Error: password.xlsx: the workbook is password-protected")
+    assert result.stderr.startswith("Error: password.xlsx: the workbook is password-protected")
     assert summary_of(outbox)["input"] == "referrals.xlsx"
 
 
@@ -395,9 +394,6 @@ def _builder_of(name: str) -> str:
 
 
 # ---------------------------------------------------------------- found here, for their owners to fix
-@pytest.mark.xfail(strict=True, reason="reports.py names the validation report's sheet after the input's sheet, then "
-                                       "adds 'Issues': an input sheet named Issues raises DuplicateWorksheetName "
-                                       "(a traceback) (owner: reports.py)")
 def test_an_input_sheet_named_issues_is_validated(inputs, tmp_path):
     path = write_rows(inputs / "issues.xlsx", corpus.rows(2), sheet="Issues")
     result = validate(path, outbox=tmp_path / "outbox")
@@ -405,9 +401,6 @@ def test_an_input_sheet_named_issues_is_validated(inputs, tmp_path):
     assert summary_of(tmp_path / "outbox")["accepted"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason="reports.py uses a CSV's file name as a worksheet name: '[', ']', ':', '*', '?', "
-                                       "'/', '\\' or a leading/trailing apostrophe raise InvalidWorksheetName (a "
-                                       "traceback) (owner: reports.py)")
 @pytest.mark.parametrize("name", ["referrals [final].csv", "'spring'.csv"])
 def test_a_csv_whose_name_is_not_a_valid_sheet_name_is_validated(inputs, tmp_path, name):
     path = inputs / name

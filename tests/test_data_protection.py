@@ -194,9 +194,6 @@ def _is_data(workbook: Path, ref: str) -> bool:
     return not (workbook.name == "validation-report.xlsx" and re.fullmatch(r"[A-Z]+1", ref))
 
 
-@pytest.mark.xfail(strict=True, reason="reports.py writes the input's heading cells with write_string and the heading "
-                                       "format, without the quote prefix: a heading '=cmd|...' is text, but becomes a "
-                                       "formula if an officer edits the cell (owner: reports.py)")
 def test_formula_looking_headings_in_the_validation_report_keep_a_quote_prefix(tmp_path):
     path = corpus.risky_text(tmp_path)
     outbox = tmp_path / "outbox"
@@ -281,10 +278,6 @@ def test_a_tampered_template_in_a_run_is_one_sentence_and_exit_2(tmp_path, monke
     assert not (tmp_path / "PWNED").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="documents.py caches compiled templates per process keyed by the templates "
-                                       "folder's path only: a template edited (or tampered with, or repaired) while "
-                                       "`watch` runs is never reloaded, and a relative 'templates' folder means another "
-                                       "folder after a chdir (owner: documents.py; key on the resolved path and mtimes)")
 def test_a_template_edited_between_runs_in_one_process_is_used(tmp_path):
     import shutil
 

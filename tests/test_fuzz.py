@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import io
 import math
-import string
 import zipfile
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import openpyxl
