@@ -17,7 +17,7 @@ SHEET = "Reviews"
 STATUSES = ("Scheduled", "Held", "Missed", "Cancelled")
 HEADINGS = ("Referral ID", "Pupil", "Receiving school", "Key worker", "Review", "Date", "Status", "Outcome",
             "Next steps")
-WIDTHS = (14, 24, 28, 20, 8, 12, 12, 45, 45)
+WIDTHS = (14, 24, 28, 32, 8, 13, 12, 45, 45)
 RUN_ID_PROPERTY = "reintegrate_run_id"
 OVERDUE_FILL = "#F8CBAD"
 
