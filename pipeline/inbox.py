@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Callable
@@ -788,6 +788,14 @@ class Watcher:
         return None
 
 
+def _interrupt(watcher: "Watcher") -> None:
+    """Ctrl+C stops the watcher like SIGTERM (exit 0, the file in hand finished); a second Ctrl+C stops at once
+    (what was claimed is put back by the next start's recovery)."""
+    if watcher.stopping.is_set():
+        raise KeyboardInterrupt
+    watcher.stop()
+
+
 def watch(config: Config, *, once: bool = False, poll: bool = False, settle: float = DEFAULT_SETTLE,
           rescan: float = DEFAULT_RESCAN, grace: float = DEFAULT_GRACE, as_of: date | None = None,
           documents: bool = True, log: Callable[[str], None] = _echo, handle_signals: bool = False) -> int:
@@ -797,67 +805,13 @@ def watch(config: Config, *, once: bool = False, poll: bool = False, settle: flo
     watcher = Watcher(config, settle=settle, rescan=rescan, grace=grace, as_of=as_of, documents=documents, log=log)
     if handle_signals and threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+        if not once:
+            signal.signal(signal.SIGINT, lambda *_: _interrupt(watcher))
     return watcher.once() if once else watcher.forever(poll=poll)
 
 
-# --- `python -m pipeline.inbox`: the same command as `reintegrate watch` ------------------------------------------
-
-def _as_of(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"'{value}' is not a date written YYYY-MM-DD, e.g. 2026-11-30") from None
-
-
-@click.command(name="watch", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder officers save referral spreadsheets into (default: inbox, or the config's inbox).")
-@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for run folders (default: outbox, or the config's outbox).")
-@click.option("--once", is_flag=True, help="Process what is in the inbox now and exit with the worst exit code of "
-              "the files taken (for cron or Windows Task Scheduler).")
-@click.option("--poll", is_flag=True, help="Look at the folder every few seconds instead of waiting for file system "
-              "events: use it on network shares (SMB/NFS), where events from other computers do not arrive.")
-@click.option("--settle", type=click.FloatRange(0, 3600), default=DEFAULT_SETTLE, show_default=True,
-              metavar="SECONDS", help="How long a file must stay unchanged before it is taken.")
-@click.option("--rescan", type=click.FloatRange(0.1, 86400), default=DEFAULT_RESCAN, show_default=True,
-              metavar="SECONDS", help="Full rescan interval, whatever the events say.")
-@click.option("--as-of", callback=_as_of, metavar="YYYY-MM-DD",
-              help="The date the rules are judged on (default: the day each file is processed).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Settings file (default: reintegrate.toml in this folder, if any).")
-@click.option("--validate-only", is_flag=True, hidden=True, help="Write reports only, no documents.")
-def watch_command(inbox, outbox, once, poll, settle, rescan, as_of, config_path, validate_only):
-    """Process every referral spreadsheet saved into the inbox: each is taken once it has stopped changing,
-    run like `reintegrate run`, then moved to inbox/processed/<run-id>/ (or inbox/failed/ with a
-    <name>.error.txt when it cannot be read; an identical copy of a file already processed goes to
-    inbox/processed/duplicates/). Office lock files (~$...), hidden and temporary files are ignored.
-    Watches with file system events (watchdog), plus a full rescan every --rescan seconds; add --poll on
-    a network share. See docs/watch.md for running it as a service.
-
-    \b
-    Examples:
-      reintegrate watch --inbox /srv/inclusions/inbox --outbox /srv/inclusions/outbox
-      reintegrate watch --inbox /mnt/fileserver/inclusions/inbox --poll
-      reintegrate watch --once --as-of 2026-11-30
-    """
-    from pipeline.config import load_config
-
-    try:
-        config = load_config(config_path)
-        if inbox:
-            config = replace(config, inbox=inbox)
-        if outbox:
-            config = replace(config, outbox=outbox)
-        code = watch(config, once=once, poll=poll, settle=settle, rescan=rescan, as_of=as_of,
-                     documents=not validate_only, handle_signals=True)
-    except ReintegrateError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EXIT_UNREADABLE)
-    sys.exit(code)
-
-
+# `python -m pipeline.inbox` is `reintegrate watch`: one command, defined once, in pipeline.cli
 if __name__ == "__main__":
-    watch_command()
+    from pipeline.cli import main
+
+    main(["watch", *sys.argv[1:]])

@@ -449,7 +449,8 @@ def after(owner, name):
     "moved": lambda: after(inbox, "move_exclusive"),
     "failed-moved": lambda: before(inbox, "_write_note"),
 }[point]()
-inbox.watch_command()
+from pipeline.cli import main
+main(["watch", *sys.argv[1:]])
 """
 
 
@@ -550,3 +551,17 @@ def test_two_watchers_never_process_the_same_file(tmp_path):
     assert logged == Counter(dropped.keys()), "each file is reported once, by one watcher"
     assert all(re.search(r"\.xlsx: run ", out) for out, _ in outputs), "both watchers took files"
     assert all("watching" in out for out, _ in outputs) and "(polling" in outputs[1][0]
+
+
+def test_ctrl_c_stops_the_watcher_cleanly_with_exit_0(tmp_path):
+    (tmp_path / "inbox").mkdir()
+    p = start(tmp_path)
+    try:
+        time.sleep(2.5)  # started and into its wait
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            kill(p)
+    assert p.returncode == 0, err
+    assert "Aborted" not in out + err and "Traceback" not in out + err
