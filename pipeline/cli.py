@@ -241,10 +241,24 @@ def _process(spreadsheets, *, as_of, config_path, outbox, documents, out: Output
     from pipeline.run import process_file
     from pipeline.summary_table import RunSummary, final_line, summary_table
 
+    from pipeline.mail import SendSession
+
     config = _config(config_path, outbox, out)
     want_pdf = documents and (config.pdf if pdf is None else pdf)
     if want_pdf and find_soffice() is None:
         _fail(out, str(LibreOfficeNotFound()), _pdf_hint(pdf))
+    with SendSession() as session:
+        return _process_files(spreadsheets, config=config, as_of=as_of, config_path=config_path,
+                              documents=documents, out=out, workers=workers, send=send, want_pdf=want_pdf,
+                              pdf=pdf, session=session)
+
+
+def _process_files(spreadsheets, *, config, as_of, config_path, documents, out: Output, workers, send, want_pdf,
+                   pdf, session) -> int:
+    from pipeline.pdf import LibreOfficeNotFound
+    from pipeline.run import process_file
+    from pipeline.summary_table import RunSummary, final_line, summary_table
+
     worst = EXIT_OK
     runs, unreadable = [], []
     for spreadsheet in spreadsheets:
@@ -268,6 +282,10 @@ def _process(spreadsheets, *, as_of, config_path, outbox, documents, out: Output
             _fail(out, str(exc), _config_hint(config_path))
         except ReintegrateError as exc:
             _fail(out, str(exc))
+        except OSError as exc:  # the outbox cannot be written: one sentence, not a traceback
+            where = exc.filename or config.outbox
+            _fail(out, f"cannot write the run folder ({where}): {exc.strerror or exc}",
+                  "Choose an outbox folder you can write to (--outbox, or outbox in reintegrate.toml).")
         finally:
             for bar in bars:
                 bar.close()
@@ -277,7 +295,7 @@ def _process(spreadsheets, *, as_of, config_path, outbox, documents, out: Output
         worst = max(worst, result.exit_code, EXIT_ACT if result.pdf_failed else EXIT_OK)
         if send and result.accepted:
             try:
-                worst = max(worst, send_after_run(result.run_dir, config, out=out))
+                worst = max(worst, send_after_run(result.run_dir, config, out=out, session=session))
             except ReintegrateError as exc:
                 out.error(str(exc))
                 worst = max(worst, EXIT_UNREADABLE)
@@ -400,12 +418,14 @@ def template(path, force, quiet, verbose):
 
 # ------------------------------------------------------------------------------------------------- send
 
-def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = False, out: Output = Output()) -> int:
-    """Email (or draft) a run folder's documents, print the report, return 0 or 1."""
+def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = False, out: Output = Output(),
+                   session=None) -> int:
+    """Email (or draft) a run folder's documents, print the report, return 0 or 1. `session` shares one
+    connection and one retry deadline across the run folders of one command."""
     from pipeline.mail import send_with_config
 
     live = config.email.get("transport") == "smtp" and not dry_run and not out.quiet  # retries as they happen
-    report = send_with_config(run_dir, config, dry_run=dry_run, resend=resend,
+    report = send_with_config(run_dir, config, dry_run=dry_run, resend=resend, session=session,
                               log=(lambda line: click.echo(line, err=True)) if live else None)
     lines = report.lines()
     for line in lines[:-1]:

@@ -312,7 +312,8 @@ _REVIEW_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def newest_plan(plan: Path) -> Path:
-    """The newest version of a plan: ``<stem>.reviewed-YYYY-MM-DD.docx`` with the latest date, else the plan."""
+    """The newest version of a plan: the ``<stem>.reviewed-YYYY-MM-DD.docx`` written last (its date is the
+    --as-of of that `reviews`, which can be in the future), else the plan."""
     plan = Path(plan)
     prefix, suffix = plan.stem + ".reviewed-", ".docx"
     best, best_date = plan, None
@@ -328,8 +329,8 @@ def newest_plan(plan: Path) -> Path:
         if not _REVIEW_DATE.match(stamp):
             continue
         try:
-            when = date.fromisoformat(stamp)
-        except ValueError:
+            when = (path.stat().st_mtime_ns, date.fromisoformat(stamp))
+        except (ValueError, OSError):
             continue
         if best_date is None or when > best_date:
             best, best_date = path, when
@@ -810,9 +811,43 @@ def _nothing(_line: str) -> None:
     pass
 
 
+def _draft_names(entries: list) -> list[str]:
+    """One .eml name per manifest entry, unique in the run: Referral IDs such as HAV/1 and HAV-1 make the same
+    safe name, and one draft must never replace another."""
+    names, seen = [], set()
+    for index, entry in enumerate(entries):
+        rid = _clean(entry.get("referral_id")) if isinstance(entry, dict) else ""
+        stem = safe_name_part(rid or f"referral-{index + 1}")
+        name, n = f"{stem}.eml", 2
+        while name.casefold() in seen:
+            name, n = f"{stem}-{n}.eml", n + 1
+        seen.add(name.casefold())
+        names.append(name)
+    return names
+
+
+class SendSession:
+    """Everything one command sends, however many run folders: one SMTP connection and ONE retry deadline,
+    so `run a.xlsx b.xlsx --send` against a server that is down still gives up within a minute."""
+
+    def __init__(self):
+        self.batch: _SmtpBatch | None = None
+
+    def close(self) -> None:
+        if self.batch is not None:
+            self.batch.close()
+            self.batch = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def send_run(run_dir: str | Path, settings: EmailSettings, ledger=None, *, dry_run: bool = False,
              resend: bool = False, log: Log | None = None, templates_dir: str | Path | None = None,
-             _sleep=time.sleep, _clock=time.monotonic) -> SendReport:
+             session: SendSession | None = None, _sleep=time.sleep, _clock=time.monotonic) -> SendReport:
     """Draft or send one message per referral in ``RUN_DIR/manifest.json``; see the module docstring.
 
     `ledger` (a `pipeline.ledger.Ledger`, or None to neither check nor record) says what was already sent
@@ -830,7 +865,14 @@ def send_run(run_dir: str | Path, settings: EmailSettings, ledger=None, *, dry_r
         raise ConfigError(f"[email] username is set but the {PASSWORD_ENV} environment variable is empty; "
                           "set it to the SMTP password before sending.")
     template = load_email_template(templates_dir)
-    batch = _SmtpBatch(settings, log, clock=_clock, sleep=_sleep) if smtp and not dry_run else None
+    batch = None
+    if smtp and not dry_run:
+        if session is not None and session.batch is not None:
+            batch = session.batch
+        else:
+            batch = _SmtpBatch(settings, log, clock=_clock, sleep=_sleep)
+            if session is not None:
+                session.batch = batch
 
     def record(referral_id, status, detail, content="-", recipients=()):
         if ledger is None or dry_run:
@@ -842,6 +884,7 @@ def send_run(run_dir: str | Path, settings: EmailSettings, ledger=None, *, dry_r
         except Exception as exc:  # noqa: BLE001 - a ledger problem must not hide what was sent
             log(f"{referral_id}: could not record '{status}' in the ledger ({exc})")
 
+    draft_names = _draft_names(manifest.get("referrals", []))
     try:
         for index, entry in enumerate(manifest.get("referrals", [])):
             fallback_id = (_clean(entry.get("referral_id")) if isinstance(entry, dict) else "") \
@@ -857,7 +900,7 @@ def send_run(run_dir: str | Path, settings: EmailSettings, ledger=None, *, dry_r
             where = f"to {_domain_of(prepared.to)}" + (f", cc {_domain_of(prepared.cc)}" if prepared.cc else "")
             result = lambda reason: SendResult(rid, reason, prepared.to, prepared.cc or "",  # noqa: E731
                                                tuple(prepared.attachment_paths))
-            eml = run_dir / "mail" / f"{safe_name_part(rid)}.eml"
+            eml = run_dir / "mail" / draft_names[index]
 
             if not resend and ledger is not None and ledger.was_sent(rid, prepared.content_sha256):
                 report.skipped.append(result("already sent with this plan and letter (use --resend to send again)"))
@@ -917,7 +960,10 @@ def send_run(run_dir: str | Path, settings: EmailSettings, ledger=None, *, dry_r
                 record(rid, "drafted", f"mail/{eml.name}", prepared.content_sha256, prepared.recipients)
                 continue
 
-            ok, detail = batch.send(msg, prepared.recipients, rid)
+            try:
+                ok, detail = batch.send(msg, prepared.recipients, rid)
+            except Exception as exc:  # noqa: BLE001 - one message's surprise must not stop the others
+                ok, detail = False, f"unexpected error ({type(exc).__name__}); send again later"
             if ok:
                 report.sent.append(result(f"sent to {prepared.to}" + (f", cc {prepared.cc}" if prepared.cc else "")))
                 log(f"{rid}: sent {where}")
@@ -927,14 +973,15 @@ def send_run(run_dir: str | Path, settings: EmailSettings, ledger=None, *, dry_r
                 log(f"{rid}: not sent ({where}): {detail}")
                 record(rid, "failed", detail, prepared.content_sha256, prepared.recipients)
     finally:
-        if batch is not None:
+        if batch is not None and session is None:
             batch.close()
     log(report.summary())
     return report
 
 
 def send_with_config(run_dir: str | Path, config, *, dry_run: bool = False, resend: bool = False,
-                     log: Log | None = None, env: Mapping[str, str] | None = None) -> SendReport:
+                     log: Log | None = None, env: Mapping[str, str] | None = None,
+                     session: SendSession | None = None) -> SendReport:
     """`send_run` with everything taken from a `pipeline.config.Config` (what `send` and `run --send` call).
 
     The ledger is the config's ``ledger`` if set, else ``ledger.sqlite3`` in the outbox holding the run
@@ -950,4 +997,4 @@ def send_with_config(run_dir: str | Path, config, *, dry_run: bool = False, rese
         return send_run(run_dir, settings, None, dry_run=True, resend=resend, log=log, templates_dir=templates)
     with Ledger(ledger_path) as ledger:
         return send_run(run_dir, settings, ledger, dry_run=dry_run, resend=resend, log=log,
-                        templates_dir=templates)
+                        templates_dir=templates, session=session)

@@ -37,7 +37,7 @@ _NUMERIC_UK = re.compile(r"(\d{1,2})\s*[/.\-]\s*(\d{1,2})\s*[/.\-]\s*(\d{2,4})")
 _ISO = re.compile(r"(\d{4})\s*[-/.]\s*(\d{1,2})\s*[-/.]\s*(\d{1,2})")
 _WORDS_DMY = re.compile(rf"(?:{_WEEKDAYS})?(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?([a-z]+)\.?,?\s+(\d{{2,4}})")
 _WORDS_MDY = re.compile(rf"(?:{_WEEKDAYS})?([a-z]+)\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{2,4}})")
-_TIME_SUFFIX = re.compile(r"[ T]00:00(?::00(?:\.0+)?)?$")
+_TIME_SUFFIX = re.compile(r"[ tT]00:00(?::00(?:\.0+)?)?$")
 # Excel's 1900 date system: serial 60 is the phantom 29 Feb 1900, so day 0 is 30 Dec 1899 for serials > 60
 _EXCEL_EPOCH = date(1899, 12, 30)
 _SERIAL_RANGE = (date(1990, 1, 1), date(2100, 12, 31))
@@ -199,5 +199,5 @@ def parse_uk_phone(value) -> str:
     elif digits.startswith("0044"):
         digits = "0" + digits[4:].removeprefix("0")
     if not re.fullmatch(r"0\d{9,10}", digits) or digits[1] in "0":
-        raise ValueError(f"'{text}' is not a UK phone number (e.g. 01708 433 000 or 07700 900123)")
+        raise ValueError("this is not a UK phone number (e.g. 01708 433 000 or 07700 900123)")
     return digits

@@ -78,13 +78,18 @@ def _items(value) -> tuple[str, ...]:
 
 
 def _email(value) -> str:
+    """A plain ASCII address. Accented (IDN) domains and invisible characters pasted from web pages are
+    refused: mail servers may not take them, and a look-alike domain is how plans go astray. The message
+    never repeats the address (a parent's address is personal data)."""
     text = str(value).strip()
     if text.lower().startswith("mailto:"):
-        text = text[7:]
+        text = text[7:].strip()
+    if not text.isascii() or not text.isprintable():
+        raise ValueError("the email address has accented or invisible characters: retype it, e.g. copied from Outlook")
     try:
         validate.Email()(text)
     except ValidationError:
-        raise ValueError(f"'{text}' is not an email address") from None
+        raise ValueError("this is not an email address (e.g. name@school.sch.uk)") from None
     local, _, domain = text.rpartition("@")
     return f"{local}@{domain.lower()}"
 

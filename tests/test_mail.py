@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 import re
 import socket
@@ -328,15 +329,18 @@ def test_shipped_template_uses_only_known_variables():
     assert jinja2.meta.find_undeclared_variables(env.parse(source)) <= EMAIL_CONTEXT_KEYS
 
 
-def test_newest_plan_picks_latest_review_date(tmp_path):
+def test_newest_plan_is_the_reviewed_version_written_last(tmp_path):
     plan = tmp_path / "plans" / "HAV-0001_Smith_Amy.docx"
     make_docx(plan, "original")
     assert newest_plan(plan) == plan
-    for stamp in ("2026-12-10", "2027-01-07", "2026-12-24"):
-        make_docx(plan.with_name(f"HAV-0001_Smith_Amy.reviewed-{stamp}.docx"), stamp)
+    # `reviews --as-of 2027-01-07` run first (a date in the future), then today's real `reviews`
+    for n, stamp in enumerate(("2026-12-10", "2027-01-07", "2026-12-24")):
+        path = plan.with_name(f"HAV-0001_Smith_Amy.reviewed-{stamp}.docx")
+        make_docx(path, stamp)
+        os.utime(path, ns=(10**18 + n * 10**9, 10**18 + n * 10**9))
     make_docx(plan.with_name("HAV-0001_Smith_Amy.reviewed-2027-13-01.docx"), "not a date")
     make_docx(plan.with_name("HAV-0001_Smith_Amy_2.reviewed-2028-01-01.docx"), "another pupil's plan")
-    assert newest_plan(plan).name == "HAV-0001_Smith_Amy.reviewed-2027-01-07.docx"
+    assert newest_plan(plan).name == "HAV-0001_Smith_Amy.reviewed-2026-12-24.docx"
 
 
 # ------------------------------------------------------------------------------------------ files transport
@@ -671,3 +675,66 @@ def test_report_lines_and_dict(tmp_path, ledger):
     assert data["exit_code"] == 1 and data["blocked"][0]["referral_id"] == "HAV-0001"
     json.dumps(data)
 
+
+
+def test_one_session_gives_up_once_for_several_run_folders(tmp_path, ledger):
+    """`run a.xlsx b.xlsx --send` shares one deadline: the second run folder is not tried against a dead server."""
+    from pipeline.mail import SendSession
+
+    first = make_run(tmp_path / "a", ids=("HAV-0001", "HAV-0002"))
+    second = make_run(tmp_path / "b", ids=("HAV-0003",))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(50)  # accepts, never answers
+    try:
+        settings = smtp_settings(listener.getsockname()[1], timeout=0.3, max_attempts=10, retry_delay=0.1,
+                                 retry_deadline=1.5)
+        started = time.monotonic()
+        with SendSession() as session:
+            reports = [send_run(run, settings, ledger, session=session) for run in (first, second)]
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+    assert elapsed < 4  # one deadline of 1.5 s for both folders, not one each
+    assert [len(r.failed) for r in reports] == [2, 1]
+    assert "not attempted" in reports[1].failed[0].reason
+
+
+def test_two_ids_with_the_same_safe_name_get_two_drafts(tmp_path, ledger):
+    run_dir = make_run(tmp_path, ids=("HAV-0001", "HAV-0002"))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["referrals"][1]["referral_id"] = "HAV/0001"  # a different ID that cleans to the same file name
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    settings = EmailSettings.from_config({"allowed_domains": ["sch.uk", "havering.gov.uk"]}, env={})
+    report = send_run(run_dir, settings, ledger)
+    assert len(report.drafted) == 2
+    drafts = sorted(p.name for p in (run_dir / "mail").iterdir())
+    assert drafts == ["HAV-0001-2.eml", "HAV-0001.eml"]
+    subjects = {BytesParser(policy=policy.default).parsebytes((run_dir / "mail" / d).read_bytes())["Subject"]
+                for d in drafts}
+    assert len(subjects) == 2
+
+
+def test_an_unexpected_error_on_one_message_fails_only_that_message(tmp_path, ledger, monkeypatch):
+    import pipeline.mail as mail
+
+    run_dir = make_run(tmp_path, ids=("HAV-0001", "HAV-0002"))
+    handler = Recorder()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    original = mail._SmtpBatch.send
+    calls = []
+
+    def send(self, msg, recipients, referral_id):
+        calls.append(referral_id)
+        if len(calls) == 1:
+            raise UnicodeEncodeError("ascii", "é", 0, 1, "surprise")
+        return original(self, msg, recipients, referral_id)
+
+    monkeypatch.setattr(mail._SmtpBatch, "send", send)
+    try:
+        report = send_run(run_dir, smtp_settings(controller.port), ledger)
+    finally:
+        controller.stop()
+    assert [r.referral_id for r in report.failed] == ["HAV-0001"] and "unexpected error" in report.failed[0].reason
+    assert [r.referral_id for r in report.sent] == ["HAV-0002"] and report.exit_code == 1

@@ -31,6 +31,7 @@ dates = st.dates(min_value=date(1000, 1, 1), max_value=date(9999, 12, 31))
     ("September 3, 2023", date(2023, 9, 3)),
     ("  03/09/2023 ", date(2023, 9, 3)),
     ("2023-09-03 00:00:00", date(2023, 9, 3)),
+    ("2023-09-03T00:00:00", date(2023, 9, 3)),
 ])
 def test_uk_text_dates(text, expected):
     assert parse_uk_date(text) == expected
@@ -202,3 +203,20 @@ def test_excel_error_literals():
     assert parsers.excel_error("#REF!") == "#REF!"
     assert parsers.excel_error(" #n/a ") == "#N/A"
     assert parsers.excel_error("REF") is None
+
+
+@pytest.mark.parametrize("typed", ["office@brookfiëld.sch.uk", "x@sch.uk\u200b", "head@sch.uk\u202e"])
+def test_emails_with_accents_or_invisible_characters_are_refused(typed):
+    from schemas.referral import _email
+
+    with pytest.raises(ValueError, match="accented or invisible"):
+        _email(typed)
+
+
+def test_email_messages_never_repeat_the_address():
+    from schemas.referral import _email
+
+    with pytest.raises(ValueError) as caught:
+        _email("mailto:jane.doe.parent@@example.com")
+    assert "jane" not in str(caught.value)
+    assert _email("mailto:Jane@Example.COM") == "Jane@example.com"
