@@ -490,8 +490,8 @@ def send(run_dir, dry_run, resend, config_path, quiet, verbose):
 @click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @verbosity
 def check_templates_command(folder, quiet, verbose):
-    """List every placeholder a Word template uses that the data does not provide, and any template syntax
-    error, naming the template. Run it after editing a template in Word. FOLDER defaults to ./templates
+    """List every placeholder a Word template (or the email template, email/plan-email.txt) uses that the data
+    does not provide, and any template syntax error, naming the template. Run it after editing a template. FOLDER defaults to ./templates
     when it holds the templates, else the shipped ones. Exits 1 when there are problems.
 
     \b
@@ -499,11 +499,12 @@ def check_templates_command(folder, quiet, verbose):
       reintegrate check-templates
       reintegrate check-templates templates
     """
+    from pipeline.mail import check_email_template
     from pipeline.render import check_templates, default_templates_dir
 
     out = _output(quiet, verbose)
     folder = folder or (Path("templates") if (Path("templates") / "reintegration-plan.docx").is_file() else None)
-    problems = check_templates(folder)
+    problems = check_templates(folder) + check_email_template(folder)
     where = folder or default_templates_dir()
     if problems:
         for problem in problems:

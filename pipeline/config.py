@@ -48,6 +48,13 @@ class Config:
 _KEYS = {"outbox", "inbox", "templates_dir", "term_dates", "ledger", "workers", "pdf", "email"}
 
 
+def _boolean(data: dict, key: str, path: Path) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):  # "false" in quotes is a non-empty string, which Python calls true
+        raise ConfigError(f"{path.name}: '{key}' must be true or false, without quotes")
+    return value
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read the config file; with no path, `reintegrate.toml` in the working directory if it exists."""
     if path is None:
@@ -76,7 +83,7 @@ def load_config(path: str | Path | None = None) -> Config:
         return p if p.is_absolute() else base / p
 
     workers = data.get("workers")
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"{path.name}: 'workers' must be a whole number of at least 1")
     email = data.get("email", {})
     if not isinstance(email, dict):
@@ -88,7 +95,7 @@ def load_config(path: str | Path | None = None) -> Config:
         term_dates=as_path("term_dates"),
         ledger=as_path("ledger"),
         workers=workers,
-        pdf=bool(data.get("pdf", False)),
+        pdf=_boolean(data, "pdf", path),
         email=email,
         source=path,
     )

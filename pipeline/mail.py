@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import jinja2
+import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from pipeline.errors import ConfigError, InputError, ReintegrateError, TemplateError
@@ -292,6 +293,20 @@ def _environment(templates_dir: str | None) -> SandboxedEnvironment:
     return SandboxedEnvironment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
                                 autoescape=False, keep_trailing_newline=True, trim_blocks=True,
                                 lstrip_blocks=True)
+
+
+def check_email_template(templates_dir: str | Path | None = None) -> list[str]:
+    """`reintegrate check-templates` for the email body: a syntax error, or each name it uses that the message
+    data does not provide (`EMAIL_CONTEXT_KEYS`), one sentence each."""
+    try:
+        template = load_email_template(templates_dir)
+    except TemplateError as exc:
+        return [str(exc)]
+    env = template.environment
+    source = env.loader.get_source(env, EMAIL_TEMPLATE)[0]
+    unknown = sorted(jinja2.meta.find_undeclared_variables(env.parse(source)) - EMAIL_CONTEXT_KEYS)
+    return [f"email/{EMAIL_TEMPLATE}: placeholder '{name}' cannot be filled (an email has only: "
+            f"{', '.join(sorted(EMAIL_CONTEXT_KEYS))})" for name in unknown]
 
 
 def load_email_template(templates_dir: str | Path | None = None) -> jinja2.Template:

@@ -738,3 +738,24 @@ def test_an_unexpected_error_on_one_message_fails_only_that_message(tmp_path, le
         controller.stop()
     assert [r.referral_id for r in report.failed] == ["HAV-0001"] and "unexpected error" in report.failed[0].reason
     assert [r.referral_id for r in report.sent] == ["HAV-0002"] and report.exit_code == 1
+
+
+def test_check_templates_checks_the_email_template_too(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    import shutil
+
+    from pipeline.render import default_templates_dir
+
+    folder = tmp_path / "templates"
+    shutil.copytree(default_templates_dir(), folder)
+    (folder / "email" / "plan-email.txt").write_text("Dear {{ pupil_name }}, see {{ referral_id }}\n")
+    result = CliRunner().invoke(main, ["check-templates", str(folder)])
+    assert result.exit_code == 1 and "email/plan-email.txt: placeholder 'pupil_name' cannot be filled" in result.output
+    (folder / "email" / "plan-email.txt").write_text("Dear {{ referral_id }\n")
+    result = CliRunner().invoke(main, ["check-templates", str(folder)])
+    assert result.exit_code == 1 and "email/plan-email.txt: template syntax error" in result.output
+    (folder / "email" / "plan-email.txt").write_text("Plan {{ referral_id }} for {{ receiving_school }}\n")
+    assert CliRunner().invoke(main, ["check-templates", str(folder)]).exit_code == 0

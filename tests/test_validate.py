@@ -161,3 +161,15 @@ def test_even_a_bug_shows_one_sentence_not_a_traceback(tmp_path):
     details = Path(line.rsplit(" in ", 1)[1].rstrip("."))
     assert "Traceback" in details.read_text() and details.stat().st_mode & 0o077 == 0
     details.unlink()
+
+
+@pytest.mark.parametrize("line, message", [('pdf = "false"', "'pdf' must be true or false"),
+                                           ("workers = true", "'workers' must be a whole number")])
+def test_config_values_of_the_wrong_kind_are_refused(tmp_path, line, message):
+    from pipeline.config import load_config
+    from pipeline.errors import ConfigError
+
+    path = tmp_path / "reintegrate.toml"
+    path.write_text(line + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
