@@ -237,11 +237,8 @@ def _report(run, result, spreadsheet, out: Output, *, documents: bool) -> None:
 
 def _process(spreadsheets, *, as_of, config_path, outbox, documents, out: Output, workers=None, send=False,
              pdf=None) -> int:
-    from pipeline.pdf import LibreOfficeNotFound, find_soffice
-    from pipeline.run import process_file
-    from pipeline.summary_table import RunSummary, final_line, summary_table
-
     from pipeline.mail import SendSession
+    from pipeline.pdf import LibreOfficeNotFound, find_soffice
 
     config = _config(config_path, outbox, out)
     want_pdf = documents and (config.pdf if pdf is None else pdf)

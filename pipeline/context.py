@@ -218,9 +218,13 @@ def _checklist(r: Referral, ctx: dict, generated_on: date) -> list[dict]:
                       f"{placement['ipa_end']}.",
         })
     if r.reintegration_reason == "Direction off-site":
-        previous = (f"the last return to the referring school was {dates['previous_return']}"
-                    if r.previous_return_date else
-                    "no earlier return to the referring school is recorded")
+        if r.last_return_date:
+            previous = (f"the last return to school was {long_date(r.last_return_date)}"
+                        f" ({r.last_return_source or 'recorded earlier'})")
+        elif r.previous_return_date:
+            previous = f"the last return to the referring school was {dates['previous_return']}"
+        else:
+            previous = "no earlier return to the referring school is recorded"
         rows.append({
             "clause": "3.9",
             "requirement": "A direction off-site is not considered within the first term after the "

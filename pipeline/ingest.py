@@ -640,8 +640,9 @@ def _sheet_rows(wb: _Workbook, member: str, notes: _SheetNotes):
         part.close()
 
 
-def _xlsx_sheets(path: Path, notes: _SheetNotes):
-    """(sheets, workbook): sheets as [(name, row iterator)], never touching macros or unneeded parts."""
+def _xlsx_sheets(path: Path, notes: dict[str, _SheetNotes]):
+    """(sheets, workbook): sheets as [(name, row iterator)], never touching macros or unneeded parts. Each
+    sheet's notes go in `notes[name]`, so a formula on a cover sheet is never blamed on the referrals."""
     try:
         wb = _Workbook.open_file(path)
     except InputError:
@@ -650,7 +651,7 @@ def _xlsx_sheets(path: Path, notes: _SheetNotes):
         raise InputError(path, f"the workbook is damaged: {exc}") from None
     except Exception as exc:  # zipfile, zlib and lxml raise many types for damaged files
         raise InputError(path, f"the workbook is damaged and cannot be opened ({_reason(exc)})") from None
-    return [(name, _sheet_rows(wb, member, notes)) for name, member in wb.sheets], wb
+    return [(name, _sheet_rows(wb, member, notes.setdefault(name, _SheetNotes()))) for name, member in wb.sheets], wb
 
 
 def _reason(exc: Exception) -> str:
@@ -737,7 +738,7 @@ def read_referrals(path: str | Path) -> Sheet:
     """Read the referral sheet of a workbook or CSV file."""
     path = Path(path)
     kind = sniff(path)
-    notes = _SheetNotes()
+    notes: dict[str, _SheetNotes] = {}
     workbook = None
     if kind == "csv":
         encoding, file_issues = _csv_encoding(path)
@@ -746,7 +747,8 @@ def read_referrals(path: str | Path) -> Sheet:
         file_issues = []
         sheets, workbook = _xlsx_sheets(path, notes)
     try:
-        return _read_sheet(path, sheets, file_issues, notes, is_csv=kind == "csv")
+        return _read_sheet(path, sheets, file_issues, notes, is_csv=kind == "csv",
+                           date1904=workbook is not None and workbook.epoch == CALENDAR_MAC_1904)
     except InputError:
         raise
     except _Damaged as exc:
@@ -774,7 +776,11 @@ def _head(rows):
     return head, None
 
 
-def _read_sheet(path: Path, sheets, file_issues: list[Issue], notes: _SheetNotes, *, is_csv: bool) -> Sheet:
+DAYS_1900_TO_1904 = 1462  # Excel's 1904 day 0 is its 1900 day 1462
+
+
+def _read_sheet(path: Path, sheets, file_issues: list[Issue], notes: dict[str, _SheetNotes], *, is_csv: bool,
+                date1904: bool = False) -> Sheet:
     named = [s for s in sheets if s[0].strip().casefold() == SHEET_NAME.casefold()]
     chosen = heading = None
     if named:
@@ -818,6 +824,10 @@ def _read_sheet(path: Path, sheets, file_issues: list[Issue], notes: _SheetNotes
 
     title_rows = [(n, c) for n, c in head if n < heading_number and not _is_blank(c)]
     by_key = [(column.index, SCHEMA.fields[fld_name].data_key) for fld_name, column in columns.items()]
+    # a plain number in a date column of a Mac (1904) workbook counts its days from 1904: shift it to the
+    # 1900 system the date parser reads (date-formatted cells are already converted by the reader)
+    shift_1904 = {column.index for fld_name, column in columns.items()
+                  if date1904 and SCHEMA.fields[fld_name].metadata["kind"] == "date"}
     data_rows: list[InputRow] = []
 
     def take(number, cells):
@@ -830,6 +840,8 @@ def _read_sheet(path: Path, sheets, file_issues: list[Issue], notes: _SheetNotes
             if index < len(cells):
                 value = _clean(cells[index])
                 if value is not None:
+                    if index in shift_1904 and isinstance(value, (int, float)) and not isinstance(value, bool):
+                        value = value + DAYS_1900_TO_1904
                     values[key] = value
         data_rows.append(InputRow(number, values, cells))
 
@@ -841,7 +853,7 @@ def _read_sheet(path: Path, sheets, file_issues: list[Issue], notes: _SheetNotes
     for number, cells in rows:
         take(number, cells)
 
-    file_issues.extend(_notes_issues(notes, heading_number, sheet_label))
+    file_issues.extend(_notes_issues(notes.get(sheet_name, _SheetNotes()), heading_number, sheet_label))
     if not data_rows:
         file_issues.append(Issue(WARNING, "schema", f"{sheet_label} has a heading row (row {heading_number}) but no referral rows below it"))
     return Sheet(path, sheet_name, heading_number, columns, data_rows, title_rows, heading_cells, file_issues)

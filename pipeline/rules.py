@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from marshmallow import ValidationError, missing
 
@@ -57,6 +57,7 @@ class Row:
     raw: dict  # field name -> the cell's value as typed (blank cells left out: `.get`)
     issues: list[Issue] = field(default_factory=list)
     reviews: list[date] = field(default_factory=list)  # the review schedule, once ME has computed it
+    last_return: tuple[date, str] | None = None  # the return 3.9 judged against, and where it is recorded
 
     def get(self, name):
         return self.values.get(name)
@@ -170,6 +171,10 @@ def rule_3_9(row: Row, ctx: RuleContext):
     if not before:
         return
     returned, cell_field, source = max(before, key=lambda r: r[0])
+    row.last_return = (returned, source)
+    first_term = ctx.calendar.terms[0]
+    if returned < first_term.start and direction > first_term.end:
+        return  # whatever term that return fell in, its protected period ended by the calendar's first term's end
     try:
         protected_to = ctx.calendar.protected_period_end(returned)
     except CalendarError as exc:
@@ -195,10 +200,17 @@ def rule_me(row: Row, ctx: RuleContext):
         yield row.issue(ERROR, "ME", "planned_return_date", f"Minimum expectations: the review schedule cannot be "
                                                             f"worked out: {exc}")
         return
+    ends = returning + timedelta(weeks=settling)
     if not row.reviews:
         yield row.issue(ERROR, "ME", "review_frequency_weeks",
                         f"Minimum expectations: regular reviews must be held; a review every {every} weeks never falls "
                         f"within a {settling}-week settling-in period")
+    elif row.reviews[0] > ends + timedelta(weeks=1):
+        # SPEC's schedule moves a review off a holiday, so this plan is valid; but a long holiday has pushed the
+        # first review well past the settling-in period, which the officer should know before promising it
+        yield row.issue(WARNING, "ME", "settling_in_period_weeks",
+                        f"Minimum expectations: the settling-in period ends {uk(ends)}, but a holiday moves the first "
+                        f"review to {uk(row.reviews[0])}; consider a review before the holiday or a longer period")
 
 
 def rule_fap20(row: Row, ctx: RuleContext):
@@ -208,7 +220,8 @@ def rule_fap20(row: Row, ctx: RuleContext):
     try:
         days = ctx.calendar.school_days_between(decided, returning)
     except CalendarError as exc:
-        yield row.issue(ERROR, "FAP20", "decision_date", f"FAP guidance: cannot count school days: {exc}")
+        outside = "decision_date" if not ctx.calendar.covers(decided) else "planned_return_date"
+        yield row.issue(ERROR, "FAP20", outside, f"FAP guidance: cannot count school days: {exc}")
         return
     if days > FAP_SCHOOL_DAYS:
         yield row.issue(WARNING, "FAP20", "planned_return_date",
@@ -242,9 +255,12 @@ def rule_age(row: Row, ctx: RuleContext):
         return
     expected = _expected_year_group(born, returning)
     actual = 0 if group == "R" else int(group)
-    if expected != actual and 0 <= expected <= 11:
-        name = "Reception" if expected == 0 else f"Year {expected}"
+    if expected != actual:
         given = "Reception" if actual == 0 else f"Year {actual}"
+        if 0 <= expected <= 11:
+            name = "Reception" if expected == 0 else f"Year {expected}"
+        else:  # age 4 or 16, but a birthday outside Reception to Year 11 for that school year
+            name = "Nursery (before Reception)" if expected < 0 else f"Year {expected} (beyond Year 11)"
         yield row.issue(WARNING, "schema", "year_group",
                         f"the date of birth puts the pupil in {name} on the return date, not {given}; this is fine "
                         "for a pupil taught out of year group, otherwise check both")
@@ -436,7 +452,10 @@ def check_sheet(sheet: Sheet, ctx: RuleContext) -> list[RowResult]:
     for row in rows:
         row.issues.sort(key=lambda i: (i.severity != ERROR, order.get(i.column, 99)))
         accepted = not any(i.is_error for i in row.issues)
-        referral = to_referral(row.values, row.number) if accepted else None
+        referral = None
+        if accepted:
+            judged = dict(zip(("last_return_date", "last_return_source"), row.last_return or ()))
+            referral = to_referral({**row.values, **judged}, row.number)
         rid = row.get("referral_id") or (str(row.raw["referral_id"]) if row.raw.get("referral_id") is not None else None)
         results.append(RowResult(row.number, rid, row.issues, referral, row.reviews if accepted else []))
     return results

@@ -46,6 +46,10 @@ class Referral:
     additional_support: str | None = None
     review_frequency_weeks: int = 2
     settling_in_period_weeks: int = 6
+    # set by rule 3.9, not read from the sheet: the return it judged the direction against, and where that
+    # return is recorded (the row's Previous return date, or an earlier run's referral in the ledger)
+    last_return_date: date | None = None
+    last_return_source: str | None = None
     # the spreadsheet row this came from, for messages
     row: int | None = field(default=None, compare=False)
 

@@ -73,8 +73,11 @@ def _choice(options: tuple[str, ...], aliases: dict[str, str] | None = None):
 def _items(value) -> tuple[str, ...]:
     """Reasonable adjustments: items separated by ';' or new lines."""
     text = _text(value)
-    return tuple(item.strip(" \t-•") for item in text.replace("\r", "\n").replace(";", "\n").split("\n")
-                 if item.strip(" \t-•"))
+    items = tuple(item.strip(" \t-•") for item in text.replace("\r", "\n").replace(";", "\n").split("\n")
+                  if item.strip(" \t-•"))
+    if not items:  # "-", ";" or a bullet alone is not an adjustment
+        raise ValueError("no adjustment is listed: list at least one, or write 'None needed'")
+    return items
 
 
 def _email(value) -> str:

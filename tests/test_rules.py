@@ -298,3 +298,60 @@ def test_outside_the_calendar_is_an_error_not_a_guess(workbook, calendar, valid_
                  as_of=date(2027, 9, 1))
     assert not result.accepted
     assert any("outside the school calendar" in i.message for i in result.issues)
+
+
+# ---------------------------------------------------------------- found in review
+@pytest.mark.parametrize("born, group, shown", [(date(2008, 8, 31), "11", "Year 12 (beyond Year 11)"),
+                                                (date(2020, 10, 1), "R", "Nursery (before Reception)")])
+def test_a_birthday_outside_reception_to_year_11_is_flagged(workbook, calendar, valid_row, born, group, shown):
+    result = one(workbook, calendar, valid_row, **{"Date of birth": born, "Year group": group})
+    [issue] = [i for i in result.issues if i.column == "Year group"]
+    assert shown in issue.message and issue.severity == "warning"
+
+
+@pytest.mark.parametrize("typed", ["-", ";", "• ;", "- -"])
+def test_adjustments_that_list_nothing_break_the_minimum_expectations(workbook, calendar, valid_row, typed):
+    result = one(workbook, calendar, valid_row, **{"Reasonable adjustments": typed})
+    [issue] = issues(result, "ME")
+    assert issue.column == "Reasonable adjustments" and "no adjustment is listed" in issue.message
+    assert not result.accepted
+
+
+def test_a_summer_holiday_pushing_the_first_review_past_settling_in_is_a_warning(workbook, calendar, valid_row):
+    result = one(workbook, calendar, valid_row, as_of=date(2024, 7, 1), **{
+        "Decision date": date(2024, 7, 1), "Planned return date": date(2024, 7, 15),
+        "Review frequency (weeks)": 2, "Settling-in period (weeks)": 2, "Date of birth": date(2011, 3, 14),
+        "Year group": "Year 8"})
+    [issue] = issues(result, "ME")
+    assert issue.severity == "warning" and "02/09/2024" in issue.message and result.accepted
+
+
+def test_fap20_names_the_date_that_is_outside_the_calendar(workbook, calendar, valid_row):
+    result = one(workbook, calendar, valid_row, as_of=date(2027, 7, 1),
+                 **{"Decision date": date(2027, 7, 1), "Planned return date": date(2027, 9, 6)})
+    [issue] = issues(result, "FAP20")
+    assert issue.column == "Planned return date"
+
+
+def test_3_9_a_return_before_the_calendar_cannot_protect_a_much_later_direction(workbook, calendar, valid_row):
+    row = {**DIRECTION, "Previous return date": date(2022, 4, 25), "IPA start date": date(2024, 9, 9)}
+    result = one(workbook, calendar, valid_row, **row)
+    assert issues(result, "3.9") == [] and result.accepted
+
+
+def test_3_9_the_return_it_judged_against_reaches_the_plan(tmp_path, workbook, calendar, valid_row):
+    from pipeline.context import build_context
+
+    row = base(valid_row, **{**DIRECTION, "IPA start date": date(2025, 9, 2), "IPA end date": date(2025, 12, 19),
+                             "Decision date": date(2025, 9, 2), "Planned return date": date(2025, 9, 3),
+                             "Date of birth": date(2011, 3, 14), "Year group": "Year 9"})
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        ledger.record_run({"run_id": "R1", "kind": "run", "started_at": now_iso(), "input_name": "a.xlsx",
+                           "sha256": "x", "as_of": "2024-09-01", "run_dir": "outbox/R1", "rows": 1, "accepted": 1,
+                           "rejected": 0},
+                          [{"referral_id": "HAV-OLD", "upn": row["UPN"], "planned_return": date(2024, 9, 3)}])
+        [result] = check(workbook, calendar, [row], as_of=date(2025, 9, 1), ledger=ledger)
+    assert result.accepted and result.referral.last_return_date == date(2024, 9, 3)
+    context = build_context(result.referral, result.reviews, run_id="R2", generated_on=date(2025, 9, 1))
+    [status] = [c["status"] for c in context["checklist"] if c["clause"] == "3.9"]
+    assert "3 September 2024" in status and "HAV-OLD" in status
