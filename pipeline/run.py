@@ -7,6 +7,7 @@ the CLI only turns options into these calls and their results into messages and 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -114,42 +115,46 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
         else:  # created exclusively: a run id is never reused
             run_dir = files.make_dir(Path(config.outbox)) / run_id
             run_dir.mkdir(mode=files.DIR_MODE)
-        accepted = [(r.referral, r.reviews) for r in results if r.accepted]
-        paths: list[tuple[str, str]] = []
+        try:  # a run folder is complete or absent: anything that stops the run removes what it wrote
+            accepted = [(r.referral, r.reviews) for r in results if r.accepted]
+            paths: list[tuple[str, str]] = []
 
-        def report():
-            write_validation_report(run_dir / "validation-report.xlsx", sheet, results)
+            def report():
+                write_validation_report(run_dir / "validation-report.xlsx", sheet, results)
 
-        if documents and accepted:
-            from pipeline.documents import write_documents
-            from pipeline.tracker import tracker_rows, write_tracker
+            if documents and accepted:
+                from pipeline.documents import write_documents
+                from pipeline.tracker import tracker_rows, write_tracker
 
-            def tracker_and_report():  # done by this process while worker processes render the documents
-                rows = [row for referral, reviews in accepted for row in tracker_rows(referral, reviews)]
-                write_tracker(run_dir / "review-tracker.xlsx", rows, run_id=run_id)
+                def tracker_and_report():  # done by this process while worker processes render the documents
+                    rows = [row for referral, reviews in accepted for row in tracker_rows(referral, reviews)]
+                    write_tracker(run_dir / "review-tracker.xlsx", rows, run_id=run_id)
+                    report()
+
+                paths = write_documents(run_dir, accepted, run_id=run_id, generated_on=as_of,
+                                        templates_dir=config.templates(), workers=workers or config.workers,
+                                        progress=progress, alongside=tracker_and_report)
+                write_manifest(run_dir / "manifest.json", manifest(run_id, path.name, as_of, accepted, paths))
+                if pdf:
+                    pdfs, pdf_failed = pdf_copies(run_dir, accepted, paths, soffice=soffice,
+                                                  workers=workers or config.workers, progress=pdf_progress)
+            else:
                 report()
-
-            paths = write_documents(run_dir, accepted, run_id=run_id, generated_on=as_of,
-                                    templates_dir=config.templates(), workers=workers or config.workers,
-                                    progress=progress, alongside=tracker_and_report)
-            write_manifest(run_dir / "manifest.json", manifest(run_id, path.name, as_of, accepted, paths))
-            if pdf:
-                pdfs, pdf_failed = pdf_copies(run_dir, accepted, paths, soffice=soffice,
-                                              workers=workers or config.workers, progress=pdf_progress)
-        else:
-            report()
-        by_row = {referral.row: p for (referral, _), p in zip(accepted, paths)}
-        data = summary(input_name=path.name, sha256=sha256, run_id=run_id, as_of=as_of, sheet=sheet,
-                       results=results, documents=by_row)
-        write_summary(run_dir / "summary.json", data)
-        kind = "run" if documents else "validate"
-        ledger.record_run(
-            {"run_id": run_id, "kind": kind, "started_at": now_iso(), "input_name": path.name, "sha256": sha256,
-             "as_of": as_of.isoformat(), "run_dir": str(run_dir), "rows": data["rows"],
-             "accepted": data["accepted"], "rejected": data["rejected"]},
-            [{"referral_id": referral.referral_id, "upn": referral.upn, "planned_return": referral.planned_return_date,
-              "plan": p[0], "letter": p[1]} for (referral, _), p in zip(accepted, paths)] if documents else [],
-        )
+            by_row = {referral.row: p for (referral, _), p in zip(accepted, paths)}
+            data = summary(input_name=path.name, sha256=sha256, run_id=run_id, as_of=as_of, sheet=sheet,
+                           results=results, documents=by_row)
+            write_summary(run_dir / "summary.json", data)
+            kind = "run" if documents else "validate"
+            ledger.record_run(
+                {"run_id": run_id, "kind": kind, "started_at": now_iso(), "input_name": path.name, "sha256": sha256,
+                 "as_of": as_of.isoformat(), "run_dir": str(run_dir), "rows": data["rows"],
+                 "accepted": data["accepted"], "rejected": data["rejected"]},
+                [{"referral_id": referral.referral_id, "upn": referral.upn, "planned_return": referral.planned_return_date,
+                  "plan": p[0], "letter": p[1]} for (referral, _), p in zip(accepted, paths)] if documents else [],
+            )
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
     return RunResult(path, run_id, run_dir, data["rows"], data["accepted"], data["rejected"], data["warnings"],
                      pdfs=pdfs, pdf_failed=pdf_failed)
 

@@ -226,3 +226,22 @@ def test_libreoffice_converts_a_plan_and_the_tracker_to_pdf(ran, tmp_path):
         assert proc.returncode == 0, proc.stderr
         pdf = out / (source.stem + ".pdf")
         assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
+
+
+def test_a_run_that_fails_half_way_leaves_no_run_folder(tmp_path, workbook, valid_row):
+    import shutil
+
+    from pipeline.errors import TemplateError
+    from pipeline.render import default_templates_dir
+
+    templates = tmp_path / "templates"
+    shutil.copytree(default_templates_dir(), templates)
+    document = docx.Document()
+    document.add_paragraph("Third review: {{ reviews[2].date }}")  # fine for most pupils, not for one with two
+    document.save(templates / "reintegration-plan.docx")
+    rows = [valid_row(seed=s, **{"Review frequency (weeks)": 2, "Settling-in period (weeks)": 6}) for s in range(1, 4)]
+    rows[2]["Settling-in period (weeks)"] = 4
+    outbox = tmp_path / "outbox"
+    with pytest.raises(TemplateError, match="cannot be filled"):
+        run_file(workbook(rows), config=Config(outbox=outbox, templates_dir=templates), as_of=AS_OF)
+    assert [p for p in outbox.iterdir() if p.is_dir()] == []  # no half-written run folder
