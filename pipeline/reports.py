@@ -85,7 +85,8 @@ def write_validation_report(path: Path, sheet: Sheet, results: list[RowResult]) 
             for col, value in enumerate(cells):
                 if value is not None:
                     write_value(ws, number - 1, col, value, fmt)
-        width = max(len(sheet.headings), 1)
+        # the status column goes after everything the sheet holds, notes typed right of the table included
+        width = max(len(sheet.headings), *(len(r.cells) for r in sheet.rows), *(len(c) for _, c in sheet.title_rows), 1)
         quoted_heading = fmt.derived("text", bold=True, bg_color="#1F4E79", font_color="#FFFFFF", text_wrap=True,
                                      border=1, quote_prefix=True)
         for col, value in enumerate(sheet.headings):

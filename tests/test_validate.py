@@ -173,3 +173,21 @@ def test_config_values_of_the_wrong_kind_are_refused(tmp_path, line, message):
     path.write_text(line + "\n")
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_notes_right_of_the_table_keep_their_cells_and_the_status_goes_after_them(tmp_path, workbook, valid_row):
+    path = workbook([valid_row(seed=1), valid_row(seed=2)])
+    wb = openpyxl.load_workbook(path)
+    ws = wb.active
+    last = ws.max_column
+    ws.cell(row=2, column=last + 1, value="note: called mum")
+    ws.cell(row=3, column=last + 3, value="chase IPA")
+    wb.save(path)
+    from pipeline.config import Config
+
+    result = validate_file(path, config=Config(outbox=tmp_path / "o"), as_of=AS_OF)
+    report = openpyxl.load_workbook(result.run_dir / "validation-report.xlsx").worksheets[0]
+    assert report.cell(row=2, column=last + 1).value == "note: called mum"
+    assert report.cell(row=3, column=last + 3).value == "chase IPA"
+    status = [c.value for c in report[1]].index("Status (reintegrate)") + 1
+    assert status > last + 3 and report.cell(row=2, column=status).value == "Accepted"
