@@ -13,11 +13,8 @@ from pathlib import Path
 
 from pipeline import files
 from pipeline.context import build_context
-from pipeline.render import TEMPLATE_NAMES, default_templates_dir, load_templates
+from pipeline.render import INVITATION, PLAN, REQUEST, TEMPLATE_NAMES, default_templates_dir, load_templates
 
-PLAN = "reintegration-plan.docx"
-INVITATION = "meeting-invitation.docx"  # clause 3.6: from an AP
-REQUEST = "meeting-request.docx"  # clause 3.7: from a school
 PER_WORKER_MIN = 200  # below this many pupils a second process costs more than it saves
 
 

@@ -37,12 +37,6 @@ def make_upn(rng: random.Random) -> str:
     return upn_check_letter("X" + body) + body
 
 
-def _year_group_for(born: date, on: date) -> int:
-    cohort = born.year if born.month >= 9 else born.year - 1
-    school_year = on.year if on.month >= 9 else on.year - 1
-    return school_year - (cohort + 5)
-
-
 def generate_rows(n: int, *, seed: int = 2026, calendar: SchoolCalendar | None = None,
                   decided_from: date = date(2026, 11, 30)) -> list[dict]:
     """`n` valid referral rows as {SPEC heading: value}, with dates from `decided_from` on."""

@@ -44,10 +44,11 @@ import click
 from pipeline import files
 from pipeline.config import Config
 from pipeline.errors import ConfigError, InputError, ReintegrateError
+from pipeline.ingest import SPREADSHEET_SUFFIXES
 from pipeline.ledger import Ledger
 from pipeline.run import EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE, file_sha256, process_file
 
-SUFFIXES = {".xlsx", ".xlsm", ".csv"}
+SUFFIXES = SPREADSHEET_SUFFIXES  # what `run` reads
 PROCESSING, PROCESSED, FAILED, DUPLICATES = ".processing", "processed", "failed", "duplicates"
 SHA_LOCKS = ".sha"  # inside .processing: one lock per input hash, so identical files are never run twice at once
 LOCK, STATE = ".lock", ".state.json"

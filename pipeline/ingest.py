@@ -58,7 +58,6 @@ MAX_ZIP_MEMBERS = 10_000
 MAX_SHEET_XML_BYTES = 256 * MiB  # a worksheet's XML, streamed (bounds the time taken)
 MAX_STRINGS_XML_BYTES = 64 * MiB  # the shared-strings table, held in memory while reading
 MAX_PART_BYTES = 16 * MiB  # workbook.xml, relationships, styles
-MAX_UNPACKED_BYTES = MAX_SHEET_XML_BYTES  # kept for callers of the old name
 MAX_CSV_LINE_CHARS = 1_000_000
 CSV_FIELD_LIMIT = 131_072  # csv's own default, stated here so it is a documented bound
 
