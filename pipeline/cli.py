@@ -237,14 +237,17 @@ def _report(run, result, spreadsheet, out: Output, *, documents: bool) -> None:
 
 def _process(spreadsheets, *, as_of, config_path, outbox, documents, out: Output, workers=None, send=False,
              pdf=None) -> int:
-    from pipeline.mail import SendSession
+    from contextlib import nullcontext
+
     from pipeline.pdf import LibreOfficeNotFound, find_soffice
 
     config = _config(config_path, outbox, out)
     want_pdf = documents and (config.pdf if pdf is None else pdf)
     if want_pdf and find_soffice() is None:
         _fail(out, str(LibreOfficeNotFound()), _pdf_hint(pdf))
-    with SendSession() as session:
+    if send:
+        from pipeline.mail import SendSession  # only when sending: the mail stack costs a start-up
+    with SendSession() if send else nullcontext() as session:
         return _process_files(spreadsheets, config=config, as_of=as_of, config_path=config_path,
                               documents=documents, out=out, workers=workers, send=send, want_pdf=want_pdf,
                               pdf=pdf, session=session)
