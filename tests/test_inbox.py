@@ -505,14 +505,14 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     dropped = {}
-    for i in range(6):
-        path = referrals(inbox / f"batch{i}.xlsx", n=4, seed=10 + i)
+    for i in range(6):  # big enough that each file takes a while, so a kill lands mid-file on any machine
+        path = referrals(inbox / f"batch{i}.xlsx", n=40, seed=10 + i)
         dropped[path.name] = sha(path)
     rng = random.Random(2026)
     interrupted = 0
-    for _ in range(8):
+    for _ in range(12):
         p = start(tmp_path, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 1.5))
+        time.sleep(rng.uniform(0.8, 2.0))
         kill(p)
         interrupted += bool(claims(inbox))
         if not set(waiting(inbox)) & set(dropped) and not claims(inbox):
