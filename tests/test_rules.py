@@ -166,14 +166,19 @@ def test_3_9_a_direction_before_the_return_is_not_judged(workbook, calendar, val
     assert issues(one(workbook, calendar, valid_row, **row), "3.9") == []
 
 
+def record_earlier_return(ledger, upn: str, returned: date) -> None:
+    """An earlier run's accepted referral HAV-OLD for this pupil, returning on `returned`."""
+    ledger.record_run({"run_id": "R1", "kind": "run", "started_at": now_iso(), "input_name": "autumn.xlsx",
+                       "sha256": "x", "as_of": "2024-09-01", "run_dir": "outbox/R1", "rows": 1, "accepted": 1,
+                       "rejected": 0},
+                      [{"referral_id": "HAV-OLD", "upn": upn, "planned_return": returned}])
+
+
 def test_3_9_uses_the_ledger_for_an_earlier_run_of_the_same_pupil(tmp_path, workbook, calendar, valid_row):
     row = base(valid_row, **{**DIRECTION, "IPA start date": date(2025, 3, 3), "IPA end date": date(2025, 6, 30),
                              "Decision date": date(2025, 3, 3), "Planned return date": date(2025, 6, 30)})
     with Ledger(tmp_path / "ledger.sqlite3") as ledger:
-        ledger.record_run({"run_id": "R1", "kind": "run", "started_at": now_iso(), "input_name": "autumn.xlsx",
-                           "sha256": "x", "as_of": "2024-09-01", "run_dir": "outbox/R1", "rows": 1, "accepted": 1,
-                           "rejected": 0},
-                          [{"referral_id": "HAV-OLD", "upn": row["UPN"], "planned_return": date(2025, 1, 6)}])
+        record_earlier_return(ledger, row["UPN"], date(2025, 1, 6))
         [result] = check(workbook, calendar, [row], as_of=date(2025, 3, 3), ledger=ledger)
         [issue] = issues(result, "3.9")
         assert "HAV-OLD" in issue.message and "04/04/2025" in issue.message
@@ -346,10 +351,7 @@ def test_3_9_the_return_it_judged_against_reaches_the_plan(tmp_path, workbook, c
                              "Decision date": date(2025, 9, 2), "Planned return date": date(2025, 9, 3),
                              "Date of birth": date(2011, 3, 14), "Year group": "Year 9"})
     with Ledger(tmp_path / "ledger.sqlite3") as ledger:
-        ledger.record_run({"run_id": "R1", "kind": "run", "started_at": now_iso(), "input_name": "a.xlsx",
-                           "sha256": "x", "as_of": "2024-09-01", "run_dir": "outbox/R1", "rows": 1, "accepted": 1,
-                           "rejected": 0},
-                          [{"referral_id": "HAV-OLD", "upn": row["UPN"], "planned_return": date(2024, 9, 3)}])
+        record_earlier_return(ledger, row["UPN"], date(2024, 9, 3))
         [result] = check(workbook, calendar, [row], as_of=date(2025, 9, 1), ledger=ledger)
     assert result.accepted and result.referral.last_return_date == date(2024, 9, 3)
     context = build_context(result.referral, result.reviews, run_id="R2", generated_on=date(2025, 9, 1))
