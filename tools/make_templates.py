@@ -289,6 +289,13 @@ def tag_row(table, tag: str) -> None:
     add_row(table, [tag] + [""] * (len(table.columns) - 1))
 
 
+def loop_rows(table, loop: str, cells: list[str], **row_options) -> None:
+    """One table row repeated for each item: `{%tr for ... %}`, the row, `{%tr endfor %}`."""
+    tag_row(table, f"{{%tr for {loop} %}}")
+    add_row(table, cells, **row_options)
+    tag_row(table, "{%tr endfor %}")
+
+
 def key_value_table(doc, rows: list[tuple[str, str, str, str]]):
     """Four columns: label, value, label, value."""
     table = new_table(doc, [3.6, 4.9, 3.6, 4.9])
@@ -354,9 +361,7 @@ def build_plan():
     para(doc, "How this reintegration meets each clause of the Reintegration Policy 2023/24, as "
               "checked when the plan was prepared.", "Note")
     table = new_table(doc, [1.6, 7.2, 8.2], ["Clause", "Requirement", "Status for this pupil"])
-    tag_row(table, "{%tr for c in checklist %}")
-    add_row(table, ["{{ c.clause }}", "{{ c.requirement }}", "{{ c.status }}"])
-    tag_row(table, "{%tr endfor %}")
+    loop_rows(table, "c in checklist", ["{{ c.clause }}", "{{ c.requirement }}", "{{ c.status }}"])
 
     heading(doc, "3. Key worker and buddy")
     key_value_table(doc, [
@@ -367,9 +372,7 @@ def build_plan():
 
     heading(doc, "4. Reasonable adjustments")
     table = new_table(doc, [1.2, 15.8], ["No.", "Adjustment"])
-    tag_row(table, "{%tr for a in support.adjustments %}")
-    add_row(table, ["{{ loop.index }}", "{{ a }}"])
-    tag_row(table, "{%tr endfor %}")
+    loop_rows(table, "a in support.adjustments", ["{{ loop.index }}", "{{ a }}"])
 
     heading(doc, "5. Strengths, needs and additional support")
     table = new_table(doc, [4.2, 12.8])
@@ -382,32 +385,25 @@ def build_plan():
               "2023/24), and what is in place for {{ pupil.greeting_name }}.", "Note")
     table = new_table(doc, [3.9, 3.9, 3.9, 5.3],
                       ["Steps", "Result", "Outcome", "In place for this pupil"])
-    tag_row(table, "{%tr for m in minimum_expectations %}")
-    add_row(table, ["{{ m.step }}", "{{ m.result }}", "{{ m.outcome }}", "{{ m.in_place }}"])
-    tag_row(table, "{%tr endfor %}")
+    loop_rows(table, "m in minimum_expectations",
+              ["{{ m.step }}", "{{ m.result }}", "{{ m.outcome }}", "{{ m.in_place }}"])
 
     heading(doc, "7. Review schedule")
     para(doc, "Reviews are held {{ review_frequency }} through the {{ settling_in_period_weeks }}"
               "-week settling-in period, skipping school holidays. Week 1 is the week of the "
               "return.", "Note")
     table = new_table(doc, [2.0, 9.0, 6.0], ["Review", "Date", "Settling-in week"])
-    tag_row(table, "{%tr for r in reviews %}")
-    add_row(table, ["{{ r.number }}", "{{ r.date }}", "{{ r.week }}"])
-    tag_row(table, "{%tr endfor %}")
+    loop_rows(table, "r in reviews", ["{{ r.number }}", "{{ r.date }}", "{{ r.week }}"])
 
     heading(doc, "8. Review record")
     para(doc, "Record each review when it is held: status (Held, Missed or Cancelled), outcome "
               "and next steps.", "Note")
     table = new_table(doc, [1.9, 3.4, 2.2, 4.9, 4.6],
                       ["Review", "Date", "Status", "Outcome", "Next steps"])
-    tag_row(table, "{%tr for r in review_record %}")
-    add_row(table, ["{{ r.number }}", "{{ r.date }}", "{{ r.status }}", "{{ r.outcome }}",
-                    "{{ r.next_steps }}"])
-    tag_row(table, "{%tr endfor %}")
+    loop_rows(table, "r in review_record",
+              ["{{ r.number }}", "{{ r.date }}", "{{ r.status }}", "{{ r.outcome }}", "{{ r.next_steps }}"])
     tag_row(table, "{%tr if not review_record %}")
-    tag_row(table, "{%tr for r in reviews %}")
-    add_row(table, ["{{ r.number }}", "{{ r.date }}", "", "", ""], height_cm=1.4)
-    tag_row(table, "{%tr endfor %}")
+    loop_rows(table, "r in reviews", ["{{ r.number }}", "{{ r.date }}", "", "", ""], height_cm=1.4)
     tag_row(table, "{%tr endif %}")
 
     heading(doc, "9. Sign-off")
