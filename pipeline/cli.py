@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from pipeline.config import load_config
-from pipeline.errors import ConfigError, InputError, ReintegrateError, TemplateError
+from pipeline.errors import ConfigError, InputError, MissingPassword, ReintegrateError, TemplateError
 
 EXIT_OK, EXIT_ACT, EXIT_UNREADABLE = 0, 1, 2
 LIBREOFFICE_URL = "https://www.libreoffice.org/download/"
@@ -103,7 +103,11 @@ def _shown(path: Path) -> str:
     return path.as_posix()
 
 
-def _config_hint(config_path) -> str:
+def _config_hint(config_path, exc: Exception | None = None) -> str:
+    if isinstance(exc, MissingPassword):  # the password is never in the file: it lives in the environment
+        return ("Set the REINTEGRATE_SMTP_PASSWORD environment variable to the mail account's password (on "
+                "Windows: System > About > Advanced system settings > Environment Variables; docs/email.md), open "
+                "a new terminal, and run the command again.")
     where = config_path or "reintegrate.toml"
     return (f"Correct it in {_quote(where)} (open it in Notepad: each setting is explained in its comments, "
             "and in docs/getting-started.md), then run the command again.")
@@ -279,7 +283,7 @@ def _process_files(spreadsheets, *, config, as_of, config_path, documents, out: 
         except LibreOfficeNotFound as exc:
             _fail(out, str(exc), _pdf_hint(pdf))
         except ConfigError as exc:
-            _fail(out, str(exc), _config_hint(config_path))
+            _fail(out, str(exc), _config_hint(config_path, exc))
         except ReintegrateError as exc:
             _fail(out, str(exc))
         except OSError as exc:  # the outbox cannot be written: one sentence, not a traceback
@@ -427,12 +431,11 @@ def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = Fal
     live = config.email.get("transport") == "smtp" and not dry_run and not out.quiet  # retries as they happen
     report = send_with_config(run_dir, config, dry_run=dry_run, resend=resend, session=session,
                               log=(lambda line: click.echo(line, err=True)) if live else None)
-    lines = report.lines()
-    for line in lines[:-1]:
-        if ": BLOCKED: " in line or ": FAILED: " in line:
-            out.problem(line)
+    for what, result in report.entries():
+        if what in report.PROBLEMS:
+            out.problem(report.line(what, result))
         else:
-            out.info(line)
+            out.info(report.line(what, result))
     folder = _quote(_shown(Path(run_dir)))
     if report.blocked:
         out.next_step("Check the addresses listed in the referral spreadsheet (or add the domain to allowed_domains "
@@ -440,11 +443,14 @@ def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = Fal
                       "sent twice.")
     elif report.failed:
         out.next_step(f"Run `reintegrate send {folder}` again later: only what was not sent is sent.")
+    if report.uncertain:
+        out.next_step("Ask the schools listed MAY HAVE BEEN SENT whether the email arrived; a later send leaves "
+                      f"those alone, and `reintegrate send {folder} --resend` sends everything in the run again.")
     if report.drafted:
         out.next_step(f"Next: open each draft in {_shown(Path(run_dir))}/mail/ in Outlook, check it and press Send.")
     elif dry_run and report.planned:
         out.next_step(f"Next: the same without --dry-run does it: reintegrate send {folder}")
-    click.echo(lines[-1])
+    click.echo(report.summary())
     return report.exit_code
 
 
@@ -473,7 +479,7 @@ def send(run_dir, dry_run, resend, config_path, quiet, verbose):
     try:
         code = send_after_run(run_dir, config, dry_run=dry_run, resend=resend, out=out)
     except ConfigError as exc:
-        _fail(out, str(exc), _config_hint(config_path))
+        _fail(out, str(exc), _config_hint(config_path, exc))
     except TemplateError as exc:
         _fail(out, str(exc), "Correct the email template (templates/email/plan-email.txt) and run again.")
     except ReintegrateError as exc:

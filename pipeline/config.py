@@ -88,6 +88,9 @@ def load_config(path: str | Path | None = None) -> Config:
     email = data.get("email", {})
     if not isinstance(email, dict):
         raise ConfigError(f"{path.name}: [email] must be a table of settings")
+    if isinstance(email.get("ca_file"), str) and email["ca_file"].strip():  # like every path: from this file's folder
+        ca_file = Path(email["ca_file"].strip()).expanduser()
+        email = {**email, "ca_file": str(ca_file if ca_file.is_absolute() else base / ca_file)}
     return Config(
         outbox=as_path("outbox") or Config.outbox,
         inbox=as_path("inbox") or Config.inbox,

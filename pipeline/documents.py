@@ -6,14 +6,26 @@ Templates are compiled once per process (once per run when there is one process)
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline import files
 from pipeline.context import build_context
 from pipeline.render import INVITATION, PLAN, REQUEST, TEMPLATE_NAMES, default_templates_dir, load_templates
+
+class Written(NamedTuple):
+    """One pupil's documents as written: paths relative to the run folder, and the SHA-256 of each file's
+    bytes, which tells `send` whether the officer has since edited it in Word."""
+
+    plan: str
+    letter: str
+    plan_sha256: str
+    letter_sha256: str
+
 
 PER_WORKER_MIN = 200  # below this many pupils a second process costs more than it saves
 
@@ -90,17 +102,21 @@ def _write_document(folder: str, name: str, data: bytes) -> None:
         raise
 
 
-def _render_batch(job) -> int:
+def _render_batch(job) -> list[tuple[str, str]]:
+    """Render and write one batch; the (plan, letter) SHA-256 of each pupil, in order."""
     templates_dir, run_dir, run_id, generated_on, items = job
     templates = _templates(templates_dir)
     plans, letters = f"{run_dir}/plans", f"{run_dir}/letters"
     plan = templates[PLAN]
+    digests = []
     for referral, reviews, name in items:
         context = build_context(referral, reviews, run_id=run_id, generated_on=generated_on)
-        _write_document(plans, name, plan.render(context))
-        letter = templates[INVITATION if referral.from_ap else REQUEST]
-        _write_document(letters, name, letter.render(context))
-    return len(items)
+        plan_bytes = plan.render(context)
+        _write_document(plans, name, plan_bytes)
+        letter_bytes = templates[INVITATION if referral.from_ap else REQUEST].render(context)
+        _write_document(letters, name, letter_bytes)
+        digests.append((hashlib.sha256(plan_bytes).hexdigest(), hashlib.sha256(letter_bytes).hexdigest()))
+    return digests
 
 
 MAX_DEFAULT_WORKERS = 8  # past this, processes mostly wait for the file system (one folder for every plan)
@@ -125,8 +141,8 @@ def choose_workers(count: int, requested: int | None) -> int:
 
 def write_documents(run_dir: Path, accepted: list, *, run_id: str, generated_on: date,
                     templates_dir: Path | None = None, workers: int | None = None, progress=None,
-                    alongside=None) -> list[tuple[str, str]]:
-    """Write plans/ and letters/ for `accepted` [(referral, reviews)]; return (plan, letter) paths relative to the run.
+                    alongside=None) -> list[Written]:
+    """Write plans/ and letters/ for `accepted` [(referral, reviews)]; return what was written for each, in order.
 
     `alongside`, a function of no arguments, is other work of the run (the tracker and the validation report)
     that this process does while the worker processes render, instead of waiting for them; any exception it
@@ -142,11 +158,13 @@ def write_documents(run_dir: Path, accepted: list, *, run_id: str, generated_on:
     # compile before the first row (a broken template fails fast), and before the workers start, which
     # then inherit the compiled templates where processes are forked
     _templates(templates_dir)
+    digests: list[tuple[str, str]] = []
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
             done = _render_batch(job)
+            digests += done
             if progress:
-                progress(done)
+                progress(len(done))
         if alongside is not None:
             alongside()
     else:
@@ -158,12 +176,14 @@ def write_documents(run_dir: Path, accepted: list, *, run_id: str, generated_on:
                 try:
                     for future in futures:
                         done = future.result()
+                        digests += done
                         if progress:
-                            progress(done)
+                            progress(len(done))
                 except BaseException:
                     for future in futures:
                         future.cancel()
                     raise
                 if other is not None:
                     other.result()
-    return [(f"plans/{name}", f"letters/{name}") for name in names]
+    return [Written(f"plans/{name}", f"letters/{name}", plan_sha, letter_sha)
+            for name, (plan_sha, letter_sha) in zip(names, digests)]

@@ -29,6 +29,10 @@ class ConfigError(ReintegrateError):
     """A config file or term-dates file that is wrong (exit code 2)."""
 
 
+class MissingPassword(ConfigError):
+    """An SMTP username is set but the password's environment variable is empty: nothing is sent."""
+
+
 class TemplateError(ReintegrateError):
     """A Word template that cannot be compiled or rendered: names the template and the placeholder."""
 

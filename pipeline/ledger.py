@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS sends (
     content_sha256 TEXT NOT NULL,
     transport     TEXT NOT NULL,
     recipients    TEXT NOT NULL,
-    status        TEXT NOT NULL,          -- 'sent', 'failed', 'blocked', 'drafted'
+    status        TEXT NOT NULL,          -- 'sent', 'uncertain' (may have been sent), 'failed', 'blocked', 'drafted'
     detail        TEXT,
     at            TEXT NOT NULL
 );
@@ -63,6 +63,36 @@ def upn_digest(upn: str) -> str:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# columns added after the first release: (table, column, definition, how existing rows are filled)
+MIGRATIONS = (
+    ("sends", "referral_key", "TEXT", "lower(referral_id)"),  # Referral IDs compare case-insensitively
+    ("sends", "substance", "TEXT", None),  # what the documents say, apart from run id and preparation date
+)
+
+#: send statuses that mean the school has (or may have) the referral: never sent again unless --resend
+DELIVERED = ("sent", "uncertain")
+
+
+def referral_key(referral_id: str) -> str:
+    """Referral IDs compare case-insensitively everywhere: `l4` is `L4`."""
+    return str(referral_id).strip().casefold()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One earlier send (or draft) of a referral, newest first from `Ledger.deliveries`."""
+
+    run_id: str
+    status: str
+    at: str
+    substance: str | None
+    content_sha256: str
+
+    @property
+    def day(self) -> str:
+        return self.at[:10]
 
 
 @dataclass(frozen=True)
@@ -82,6 +112,18 @@ class Ledger:
         self.db = sqlite3.connect(self.path, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a ledger made by an earlier version lacks (its rows kept)."""
+        with self.transaction() as db:
+            for table, column, kind, fill in MIGRATIONS:
+                have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                    if fill:
+                        db.execute(f"UPDATE {table} SET {column} = {fill}")
+            db.execute("CREATE INDEX IF NOT EXISTS sends_key ON sends (referral_key)")
 
     def close(self) -> None:
         self.db.close()
@@ -140,17 +182,26 @@ class Ledger:
 
     # --- sends (section 6) ---
     def was_sent(self, referral_id: str, content_sha256: str) -> bool:
-        row = self.db.execute(
-            "SELECT 1 FROM sends WHERE referral_id = ? AND content_sha256 = ? AND status = 'sent' LIMIT 1",
-            (referral_id, content_sha256),
-        ).fetchone()
-        return row is not None
+        """Whether exactly these attachments went to the school for this referral (any run)."""
+        return any(d.status == "sent" and d.content_sha256 == content_sha256 for d in self.deliveries(referral_id))
+
+    def deliveries(self, referral_id: str, statuses=DELIVERED + ("drafted",)) -> list[Delivery]:
+        """Every earlier send of this referral, across all runs, newest first (Referral ID case-insensitive)."""
+        marks = ", ".join("?" for _ in statuses)
+        rows = self.db.execute(
+            f"SELECT run_id, status, at, substance, content_sha256 FROM sends WHERE referral_key = ?"
+            f" AND status IN ({marks}) ORDER BY id DESC",
+            (referral_key(referral_id), *statuses),
+        ).fetchall()
+        return [Delivery(*row) for row in rows]
 
     def record_send(self, *, run_id: str, referral_id: str, content_sha256: str, transport: str,
-                    recipients: list[str], status: str, detail: str | None = None) -> None:
+                    recipients: list[str], status: str, detail: str | None = None,
+                    substance: str | None = None) -> None:
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO sends (run_id, referral_id, content_sha256, transport, recipients, status, detail, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, referral_id, content_sha256, transport, ", ".join(recipients), status, detail, now_iso()),
+                "INSERT INTO sends (run_id, referral_id, content_sha256, transport, recipients, status, detail, at,"
+                " referral_key, substance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, referral_id, content_sha256, transport, ", ".join(recipients), status, detail, now_iso(),
+                 referral_key(referral_id), substance),
             )

@@ -16,6 +16,7 @@ missing or invalid stays silent: the schema has already said what is wrong with 
 | duplicate | Referral IDs unique in the file                   | error    |
 | schema    | types and formats; age 4-16; year group vs DOB    | error / warning |
 | calendar  | a provisional term-dates year was used            | warning  |
+| email     | a recipient's domain is not in allowed_domains    | warning  |
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from datetime import date, datetime, timedelta
 
 from marshmallow import ValidationError, missing
 
+from pipeline.addresses import domain_allowed, domain_of
 from pipeline.calendar import SchoolCalendar
 from pipeline.errors import ERROR, WARNING, CalendarError, Issue
 from pipeline.ingest import Sheet
@@ -88,6 +90,7 @@ class RuleContext:
     calendar: SchoolCalendar
     as_of: date
     ledger: object | None = None  # pipeline.ledger.Ledger, for 3.9's earlier returns
+    allowed_domains: tuple[str, ...] = ()  # [email] allowed_domains: `send` will not email other domains
 
 
 @dataclass
@@ -229,6 +232,21 @@ def rule_fap20(row: Row, ctx: RuleContext):
                         f"pupils placed through the Fair Access Protocol should start within {FAP_SCHOOL_DAYS} school days")
 
 
+def rule_email_domain(row: Row, ctx: RuleContext):
+    """SPEC 6: a message with a recipient outside allowed_domains is never sent, so say so now, before the
+    documents are made. Silent while no allowed_domains are set (then `send` explains the setting)."""
+    if not ctx.allowed_domains:
+        return
+    for name, who in (("receiving_school_email", "the receiving school"),
+                      ("inclusions_officer_email", "the inclusions officer (in copy)")):
+        address = row.get(name)
+        if address and not domain_allowed(address, ctx.allowed_domains):
+            yield row.issue(WARNING, "email", name,
+                            f"Email: the domain {domain_of(address)} is not in allowed_domains, so `send` will not "
+                            f"email {who} about this referral; check the address, or add the domain to "
+                            "allowed_domains in reintegrate.toml")
+
+
 def _age_on(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
@@ -284,7 +302,8 @@ def provisional_years(results: list["RowResult"], calendar: SchoolCalendar) -> I
                                       "published dates): check school-day counts and review dates before relying on them")
 
 
-ROW_RULES = (rule_2_2, rule_3_1, rule_3_4, rule_3_8, rule_3_9, rule_me, rule_fap20, rule_age, rule_temporary_upn)
+ROW_RULES = (rule_2_2, rule_3_1, rule_3_4, rule_3_8, rule_3_9, rule_me, rule_fap20, rule_age, rule_temporary_upn,
+             rule_email_domain)
 
 
 def rule_duplicate(rows: list[Row]):

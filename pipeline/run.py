@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from pipeline import files
+from pipeline.addresses import allowed_domains_of
 from pipeline.calendar import SchoolCalendar
 from pipeline.config import Config
 from pipeline.ingest import read_referrals
@@ -48,14 +49,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def manifest(run_id: str, input_name: str, as_of: date, accepted: list, paths: list[tuple[str, str]]) -> dict:
-    """What `send` and `reviews` need from a run: who gets which documents, and each pupil's data."""
+def manifest(run_id: str, input_name: str, as_of: date, accepted: list, written: list) -> dict:
+    """What `send` and `reviews` need from a run: who gets which documents (and their bytes' SHA-256 as
+    written, so an officer's later edit is seen), and each pupil's data."""
     entries = []
-    for (referral, reviews), (plan, letter) in zip(accepted, paths):
+    for (referral, reviews), docs in zip(accepted, written):
         data = {k: (v.isoformat() if isinstance(v, date) else list(v) if isinstance(v, tuple) else v)
                 for k, v in vars(referral).items()}
         entries.append({
-            "referral_id": referral.referral_id, "row": referral.row, "plan": plan, "letter": letter,
+            "referral_id": referral.referral_id, "row": referral.row, "plan": docs.plan, "letter": docs.letter,
+            "plan_sha256": docs.plan_sha256, "letter_sha256": docs.letter_sha256,
             "receiving_school": referral.receiving_school, "receiving_school_contact": referral.receiving_school_contact,
             "receiving_school_email": referral.receiving_school_email,
             "inclusions_officer": referral.inclusions_officer, "inclusions_officer_email": referral.inclusions_officer_email,
@@ -66,15 +69,15 @@ def manifest(run_id: str, input_name: str, as_of: date, accepted: list, paths: l
     return {"run_id": run_id, "input": input_name, "as_of": as_of.isoformat(), "referrals": entries}
 
 
-def pdf_copies(run_dir: Path, accepted: list, paths: list[tuple[str, str]], *, soffice: str | None = None,
+def pdf_copies(run_dir: Path, accepted: list, paths: list, *, soffice: str | None = None,
                workers: int | None = None, progress=None) -> tuple[int, tuple[str, ...]]:
     """A PDF beside each plan and letter (`pipeline.pdf`): how many were written, and a sentence for each
     document left without one, naming its Referral ID (never the file: its name carries the pupil's)."""
     from pipeline.pdf import convert_to_pdf
 
     sources, labels = [], []
-    for (referral, _), (plan, letter) in zip(accepted, paths):
-        sources += [run_dir / plan, run_dir / letter]
+    for (referral, _), docs in zip(accepted, paths):
+        sources += [run_dir / docs.plan, run_dir / docs.letter]
         labels += [f"the plan of {referral.referral_id}", f"the letter of {referral.referral_id}"]
     done = convert_to_pdf(sources, None, workers, soffice=soffice, progress=progress)
     failed = tuple(f"{label}: {c.error}" for label, c in zip(labels, done) if c.error)
@@ -107,7 +110,7 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
     sha256 = file_sha256(path)
     calendar = SchoolCalendar.load(config.term_dates)
     with Ledger(config.ledger_path) as ledger:
-        results = check_sheet(sheet, RuleContext(calendar, as_of, ledger))
+        results = check_sheet(sheet, RuleContext(calendar, as_of, ledger, allowed_domains_of(config.email)))
         if (note := provisional_years(results, calendar)) is not None:
             sheet.file_issues.append(note)
         if run_id is None:
@@ -117,7 +120,7 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
             run_dir.mkdir(mode=files.DIR_MODE)
         try:  # a run folder is complete or absent: anything that stops the run removes what it wrote
             accepted = [(r.referral, r.reviews) for r in results if r.accepted]
-            paths: list[tuple[str, str]] = []
+            paths: list = []  # documents.Written, one per accepted referral
 
             def report():
                 write_validation_report(run_dir / "validation-report.xlsx", sheet, results)
@@ -140,7 +143,7 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
                                                   workers=workers or config.workers, progress=pdf_progress)
             else:
                 report()
-            by_row = {referral.row: p for (referral, _), p in zip(accepted, paths)}
+            by_row = {referral.row: (p.plan, p.letter) for (referral, _), p in zip(accepted, paths)}
             data = summary(input_name=path.name, sha256=sha256, run_id=run_id, as_of=as_of, sheet=sheet,
                            results=results, documents=by_row)
             write_summary(run_dir / "summary.json", data)
@@ -150,7 +153,7 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
                  "as_of": as_of.isoformat(), "run_dir": str(run_dir), "rows": data["rows"],
                  "accepted": data["accepted"], "rejected": data["rejected"]},
                 [{"referral_id": referral.referral_id, "upn": referral.upn, "planned_return": referral.planned_return_date,
-                  "plan": p[0], "letter": p[1]} for (referral, _), p in zip(accepted, paths)] if documents else [],
+                  "plan": p.plan, "letter": p.letter} for (referral, _), p in zip(accepted, paths)] if documents else [],
             )
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)

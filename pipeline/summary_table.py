@@ -33,6 +33,7 @@ RULE_TITLES = {
     "ME": "minimum expectations: key worker, buddy, adjustments, reviews",
     "FAP20": "DfE FAP guidance: return within 20 school days of the decision",
     "calendar": "a provisional year of term dates was used",
+    "email": "an email domain not in allowed_domains: send skips it",
 }
 
 

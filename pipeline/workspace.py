@@ -102,10 +102,12 @@ attach_pdf = false
 # security = "starttls"      # "starttls", "ssl" or "none"
 # username = "inclusions"    # the password is never written here: IT sets
 #                            # the REINTEGRATE_SMTP_PASSWORD variable
+# ca_file = "council-ca.pem" # the council's own certificate authority,
+#                            # if IT gives one (a PEM file beside this)
 # timeout = 15               # seconds to wait for the server
 # max_attempts = 3           # tries per message when the server is busy
 # retry_delay = 2            # seconds before trying again
-# retry_deadline = 45        # seconds in all before giving up (at most 55)
+# retry_deadline = 45        # seconds without progress, then stop (max 55)
 """
 
 HOW_TO_TEXT = """\

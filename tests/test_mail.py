@@ -238,7 +238,10 @@ def test_example_config_parses_and_is_accepted():
                    if re.match(r"^# [a-z_]+ = ", line)]
     smtp = tomllib.loads("\n".join(switched_on))
     assert set(smtp) == {"host", "security", "port", "username", "timeout", "max_attempts", "retry_delay",
-                         "retry_deadline"}
+                         "retry_deadline", "ca_file"}
+    with pytest.raises(ConfigError, match="ca_file council-ca.pem does not exist"):  # it names IT's file
+        EmailSettings.from_config({**data["email"], **smtp, "transport": "smtp"}, env={})
+    del smtp["ca_file"]
     settings = EmailSettings.from_config({**data["email"], **smtp, "transport": "smtp"}, env={})
     assert settings.host == "smtp.example.org" and settings.security == "starttls"
 

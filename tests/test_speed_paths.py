@@ -195,6 +195,7 @@ def test_rows_are_added_in_order_after_the_cells_written_one_by_one(tmp_path):
 
 
 # ---------------------------------------------------------------- documents: the run's own files against docxtpl
+import hashlib  # noqa: E402
 import io  # noqa: E402
 
 import docx  # noqa: E402
@@ -283,7 +284,9 @@ def test_the_runs_documents_have_docxtpls_text_and_structure(tmp_path, workers):
     assert len(kinds) >= 4 and {len(reviews) for _, reviews in accepted} != {0}
     paths = write_documents(tmp_path, accepted, run_id="20261130T090000000000Z-test", generated_on=date(2026, 11, 30),
                             workers=workers)
-    for (referral, reviews), (plan, letter) in zip(accepted, paths):
+    for (referral, reviews), (plan, letter, plan_sha256, letter_sha256) in zip(accepted, paths):
+        assert hashlib.sha256((tmp_path / plan).read_bytes()).hexdigest() == plan_sha256
+        assert hashlib.sha256((tmp_path / letter).read_bytes()).hexdigest() == letter_sha256
         context = build_context(referral, reviews, run_id="20261130T090000000000Z-test", generated_on=date(2026, 11, 30))
         assert structure((tmp_path / plan).read_bytes()) == structure(docxtpl_render(PLAN, context))
         letter_template = INVITATION if referral.from_ap else REQUEST
