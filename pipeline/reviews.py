@@ -39,6 +39,7 @@ What a tracker row means (documented for officers in docs/reviews.md):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import defaultdict
@@ -54,6 +55,7 @@ from pipeline import files
 from pipeline.config import Config
 from pipeline.context import build_context, long_date
 from pipeline.errors import ERROR, WARNING, InputError, Issue
+from pipeline.plan_record import newest_plan
 from pipeline.tracker import RUN_ID_PROPERTY
 from pipeline.tracker import SHEET as SHEET_NAME
 from schemas import tracker as schema
@@ -229,6 +231,10 @@ def _read_sheet(path: Path, wb, run_id: str | None) -> Tracker:
     columns = {name: places[0] for name, places in found.items()}
     pupil_index = next((i for i, v in enumerate(heading_cells)
                         if v is not None and normalise_heading(v) == normalise_heading("Pupil")), None)
+    if pupil_index is None:  # without it no row can be checked against the run's pupils
+        raise TrackerMismatchError(path, f"sheet '{sheet}' has no 'Pupil' column, so its rows cannot be checked "
+                                         "against the run's pupils and none was applied; put the column back as "
+                                         "`reintegrate run` wrote it")
     file_issues = []
     known = set(columns.values())
     for index, value in enumerate(heading_cells):
@@ -355,6 +361,10 @@ def find_run(tracker: Tracker, outbox: str | Path | None = None) -> Run:
                                     "review-tracker.xlsx from the run folder")
     if beside_id == run_id:
         return _load_run(path, beside, run_id)
+    if beside_id is not None:  # a tracker copied into another run's folder: which run's pupils would it mean?
+        raise TrackerMismatchError(path, f"the tracker belongs to run {run_id} but sits in the folder of run "
+                                         f"{beside_id}, so it is not applied to either; use the review-tracker.xlsx "
+                                         "that is in its own run folder")
     if outbox is not None and (Path(outbox) / run_id).is_dir():
         return _load_run(path, Path(outbox) / run_id, run_id)
     where = f"beside the tracker nor in {outbox}" if outbox is not None else "beside the tracker"
@@ -404,7 +414,10 @@ class PupilReviews:
     scheduled: int  # how many reviews the run scheduled
     reviews: list[Review]
     settling_in_over: bool = False
-    reviewed_plan: str | None = None  # the new plan version, when one was written
+    reviewed_plan: str | None = None  # the newest reviewed version (written now, or unchanged since)
+    record_sha256: str | None = None  # what the plan's review record says: unchanged -> nothing new written
+    version: str | None = None  # "kept" (the officer's latest version, table filled), "afresh", "unchanged"
+    notes: list[str] = field(default_factory=list)  # about this pupil's new version, for the report
 
     def _with(self, *statuses) -> list[Review]:
         return [r for r in self.reviews if r.status in statuses]
@@ -441,6 +454,7 @@ class PupilReviews:
                 "settling_in_over": self.settling_in_over, "scheduled": self.scheduled, "held": len(self.held),
                 "missed": len(self.missed), "cancelled": len(self.cancelled), "overdue": len(self.overdue),
                 "extra": sum(r.number is None for r in self.reviews), "shortfall": self.shortfall,
+                "record_sha256": self.record_sha256, "version": self.version,
                 "reviews": [r.as_dict() for r in self.reviews]}
 
 
@@ -488,12 +502,12 @@ def _match_rows(tracker: Tracker, run: Run) -> dict[str, list[TrackerRow]]:
             problems.append(f"row {row.number} is review {number} of {entry.referral_id}, but that run scheduled "
                             f"{scheduled} for that pupil (type Extra in the Review cell for an extra review)")
             continue
+        # a blank Pupil cell is an officer's added row (an extra review): its Referral ID must still be the run's
         if row.pupil is not None and normalise_heading(row.pupil) not in _pupil_names(entry.referral):
-            row.issues.append(tracker.issue(
-                row, ERROR, "pupil", "Pupil",
-                f"the Pupil cell does not match the pupil of Referral ID {entry.referral_id} in run {run.run_id}, "
-                "so this review was not recorded (a mistyped Referral ID would put it in another pupil's plan): "
-                "correct the Referral ID or the Pupil cell"))
+            # a tracker whose rows name other pupils belongs to another run (or was mistyped): applying any
+            # of it could put one child's review in another child's plan
+            problems.append(f"row {row.number}'s Pupil cell ({row.pupil_cell}) does not match the pupil of "
+                            f"Referral ID {entry.referral_id}")
             continue
         matched[entry.referral_id].append(row)
     if problems:
@@ -613,6 +627,14 @@ def _plan_context(entry: Entry, pupil: PupilReviews, run: Run, as_of: date) -> d
     return context
 
 
+def record_sha256(pupil: PupilReviews) -> str:
+    """What the plan's review record says, apart from the as-of date (a scheduled review that has passed
+    reads "Not recorded" later, which is not news): equal digests, nothing new to write or send."""
+    rows = [{k: (v.isoformat() if isinstance(v, date) else v) for k, v in row.items()}
+            for row in _record(pupil, date.min)]
+    return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+
+
 _TEMPLATES = None  # per process: (templates_dir, compiled templates)
 
 
@@ -625,31 +647,68 @@ def _plan_template(templates_dir):
     return _TEMPLATES[1][PLAN]
 
 
-def _render_batch(job) -> int:
+@dataclass(frozen=True)
+class _PlanJob:
+    source: Path  # the officer's latest version: the plan as saved in Word, or the last reviewed version
+    dest: Path
+    context: dict  # build_context's, for the review record rows and for a plan made afresh
+
+
+def _write_one(job: _PlanJob, templates_dir) -> tuple[str, list[str]]:
+    """("kept", notes) when the latest version's review record table was filled in place; ("afresh", notes)
+    when the table was gone and the plan was made again from the template."""
+    from pipeline.plan_record import fill_review_record
+
+    filled = fill_review_record(job.source, job.dest, job.context["review_record"])
+    if filled is None:
+        files.write_bytes(job.dest, _plan_template(templates_dir).render(job.context))
+        return "afresh", [f"its review record table is no longer in {job.source.name.split('_')[0]}'s latest plan, "
+                          "so this version was made afresh from the template: edits made in Word are not in it"]
+    notes = []
+    if filled.missing:
+        notes.append("the review record table has no " + ", ".join(k.replace("_", " ").title() for k in filled.missing)
+                     + " column, so that is not in the plan")
+    if filled.replaced_typed_rows:
+        notes.append(f"{filled.replaced_typed_rows} row(s) typed into the review record table in Word were replaced "
+                     "by the tracker's (record reviews in the tracker)")
+    return "kept", notes
+
+
+def _render_batch(job) -> list[tuple[str, list[str]]]:
     templates_dir, items = job
-    template = _plan_template(templates_dir)
-    for path, context in items:
-        files.write_bytes(path, template.render(context))
-    return len(items)
+    return [_write_one(item, templates_dir) for item in items]
 
 
-def _write_plans(jobs: list[tuple[Path, dict]], templates_dir, workers: int | None, progress) -> None:
+def _write_plans(jobs: list[_PlanJob], templates_dir, workers: int | None, progress) -> list[tuple[str, list[str]]]:
     from pipeline.documents import choose_workers
 
     chunk = 50
     batches = [(templates_dir, jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
     workers = choose_workers(len(jobs), workers)
     _plan_template(templates_dir)  # a broken template fails before the first plan
+    outcomes: list[tuple[str, list[str]]] = []
     if workers == 1 or len(batches) <= 1:
-        for batch in batches:
-            done = _render_batch(batch)
+        done_batches = map(_render_batch, batches)
+        for done in done_batches:
+            outcomes += done
             if progress:
-                progress(done)
-        return
+                progress(len(done))
+        return outcomes
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for done in pool.map(_render_batch, batches):
+            outcomes += done
             if progress:
-                progress(done)
+                progress(len(done))
+    return outcomes
+
+
+def _previous_state(run_dir: Path) -> dict[str, dict]:
+    """The last `reviews` of this run, per Referral ID (case-insensitive): what its plans' records said."""
+    try:
+        data = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
+        return {_id_key(p["referral_id"]): p for p in data.get("referrals", []) if isinstance(p, dict)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 # --------------------------------------------------------------------------------------------- the report
@@ -665,6 +724,7 @@ class ReviewReport:
     issues: list[Issue]  # file-level first, then by tracker row
     plans_written: list[str] = field(default_factory=list)  # relative to run_dir
     state_path: Path | None = None
+    pdf_failed: tuple[str, ...] = ()  # pdf = true: a sentence per reviewed plan left without its PDF copy
 
     @property
     def overdue(self) -> list[tuple[str, Review]]:
@@ -723,14 +783,37 @@ class ReviewReport:
             out.append(f"  {issue.severity}: {issue.message}")
         if len(self.issues) > MAX_LISTED_ISSUES:
             out.append(f"  ... and {len(self.issues) - MAX_LISTED_ISSUES} more issues (see {STATE_FILE})")
+        for p in self.pupils:
+            if p.version == "afresh" or p.notes:
+                out.extend(f"  {p.referral_id}: {note}" for note in p.notes)
+        for sentence in self.pdf_failed:
+            out.append(f"  PDF copy not made: {sentence}")
+        unchanged = sum(p.version == "unchanged" for p in self.pupils)
         if self.plans_written:
             out.append(f"Wrote {len(self.plans_written)} reviewed plan{'s' if len(self.plans_written) != 1 else ''} "
-                       f"(*.reviewed-{self.as_of.isoformat()}.docx) in {self.run_dir / 'plans'}")
-        else:
+                       f"(*.reviewed-{self.as_of.isoformat()}.docx, each from the latest version of its plan) in "
+                       f"{self.run_dir / 'plans'}")
+        if unchanged:
+            out.append(f"{unchanged} plan{'s' if unchanged != 1 else ''} left as {'they were' if unchanged != 1 else 'it was'}: "
+                       "no review recorded since the last `reviews`")
+        if not self.plans_written and not unchanged:
             out.append("No reviews are recorded yet, so no plan was rewritten")
         if self.state_path:
             out.append(f"Review state: {self.state_path}")
         return out
+
+
+def _pdf_copies(run_dir: Path, pupils: list[PupilReviews], workers) -> tuple[str, ...]:
+    """A PDF beside each reviewed plan written (`pdf = true`), as `run` makes one beside each plan: a sentence per
+    plan left without one, naming its Referral ID."""
+    from pipeline.pdf import convert_to_pdf, require_soffice
+
+    try:
+        soffice = require_soffice()
+    except Exception as exc:  # noqa: BLE001 - LibreOffice missing: every plan is left without its PDF, said once
+        return (f"no PDF copies were made ({exc})",)
+    done = convert_to_pdf([run_dir / p.reviewed_plan for p in pupils], None, workers, soffice=soffice)
+    return tuple(f"the reviewed plan of {p.referral_id}: {c.error}" for p, c in zip(pupils, done) if c.error)
 
 
 def _sha256(path: Path) -> str:
@@ -764,15 +847,28 @@ def review_tracker(tracker_path: str | Path, *, outbox: str | Path | None = None
     pupils = [_judge(tracker, entry, matched.get(entry.referral_id, []), rejected_numbers[entry.referral_id], as_of)
               for entry in run.entries]
     report = ReviewReport(tracker.path, run.run_id, run.run_dir, as_of, pupils, [])
-    jobs = []
+    jobs, writing = [], []
+    before = _previous_state(run.run_dir)
     for entry, pupil in zip(run.entries, pupils):
-        if pupil.recorded:
-            pupil.reviewed_plan = reviewed_plan_name(entry.plan, as_of)
-            jobs.append((run.run_dir / pupil.reviewed_plan, _plan_context(entry, pupil, run, as_of)))
-    templates_dir = (config or Config()).templates()
+        if not pupil.recorded:
+            continue
+        pupil.record_sha256 = record_sha256(pupil)
+        latest = newest_plan(run.run_dir / entry.plan)
+        last = before.get(_id_key(entry.referral_id), {})
+        if (last.get("record_sha256") == pupil.record_sha256 and last.get("reviewed_plan")
+                and latest.name == PurePosixPath(last["reviewed_plan"]).name):
+            pupil.reviewed_plan, pupil.version = last["reviewed_plan"], "unchanged"
+            continue
+        pupil.reviewed_plan = reviewed_plan_name(entry.plan, as_of)
+        jobs.append(_PlanJob(latest, run.run_dir / pupil.reviewed_plan, _plan_context(entry, pupil, run, as_of)))
+        writing.append(pupil)
+    config = config or Config()
     if jobs:
-        _write_plans(jobs, templates_dir, workers, progress)
-    report.plans_written = [p.reviewed_plan for p in pupils if p.reviewed_plan]
+        for pupil, (version, notes) in zip(writing, _write_plans(jobs, config.templates(), workers, progress)):
+            pupil.version, pupil.notes = version, notes
+    report.plans_written = [p.reviewed_plan for p in writing]
+    if config.pdf and report.plans_written:
+        report.pdf_failed = _pdf_copies(run.run_dir, writing, workers)
     row_issues = sorted((i for row in tracker.rows for i in row.issues),
                         key=lambda i: (i.row or 0, i.severity != ERROR))
     report.issues = tracker.issues + row_issues

@@ -180,7 +180,7 @@ def test_officer_filled_tracker_is_reported_and_recorded_in_new_plans(make_run):
     assert rows_b[3] == ["Extra", "Wednesday 10 March 2027", "Held", "Parent asked for a meeting.",
                          "Review again after Easter."]
     body = "\n".join(p.text for p in docx.Document(reviewed_a).paragraphs)
-    assert "Prepared Tuesday 1 June 2027" in body  # the new version is dated on the as-of date
+    assert "Prepared Monday 30 November 2026" in body  # the plan as prepared: only its review record changed
     assert "ring Mrs Osei" not in body
 
     state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
@@ -265,18 +265,19 @@ def test_a_status_that_is_not_a_status_is_a_located_error_and_the_review_is_not_
     assert rows[0][2] == "Not recorded" and rows[1][2:4] == ["Held", "Fine"]
 
 
-def test_a_row_whose_pupil_is_not_the_referral_is_rejected(make_run):
+def test_a_row_whose_pupil_is_not_the_referral_refuses_the_tracker(make_run):
     run_dir, manifest = make_run(2)
     a, b = (e["referral_id"] for e in manifest["referrals"])
     tracker = run_dir / "review-tracker.xlsx"
     wb, ws = open_tracker(tracker)
+    fill(ws, b, 1, "Held", "Notes about pupil B")
     row = fill(ws, a, 1, "Held", "Notes about pupil A")
     ws.cell(row, 1).value = b  # a mistyped Referral ID: would put A's notes in B's plan
     wb.save(tracker)
-    report = review_tracker(tracker, as_of=AFTER)
-    error = next(i for i in report.issues if i.is_error)
-    assert error.rule == "pupil" and error.cell == f"B{row}" and "does not match" in error.message
-    assert report.plans_written == [] and report.exit_code == 1
+    before = sorted(p.name for p in (run_dir / "plans").iterdir())
+    with pytest.raises(TrackerMismatchError, match=f"row {row}'s Pupil cell \\(B{row}\\) does not match"):
+        review_tracker(tracker, as_of=AFTER)
+    assert sorted(p.name for p in (run_dir / "plans").iterdir()) == before  # nothing written for anyone
 
 
 def test_duplicated_rows(make_run):
