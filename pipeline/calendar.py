@@ -56,6 +56,30 @@ class Term:
         return self.start <= d <= self.end
 
 
+def review_weeks(every_weeks: int, settling_weeks: int) -> list[int]:
+    """The school weeks whose last day has a review: every `every_weeks`-th, and always the last week of the
+    settling-in period (2 and 6 give [2, 4, 6]; 4 and 6 give [4, 6])."""
+    numbers = list(range(every_weeks, settling_weeks + 1, every_weeks))
+    if not numbers or numbers[-1] != settling_weeks:
+        numbers.append(settling_weeks)
+    return numbers
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A settling-in period's reviews: their dates, the school week each ends, and the period's last school
+    day (None when the calendar ends before the period does; then some reviews may be missing)."""
+
+    dates: tuple[date, ...]
+    weeks: tuple[int, ...]
+    settling_in_end: date | None
+    wanted: int  # how many reviews the period should have
+
+    @property
+    def complete(self) -> bool:
+        return self.settling_in_end is not None and len(self.dates) == self.wanted
+
+
 class SchoolCalendar:
     """A run of consecutive terms; every question about school days is answered from them."""
 
@@ -161,16 +185,38 @@ class SchoolCalendar:
                 found.append(t)
         return found
 
-    def review_schedule(self, returned: date, every_weeks: int, settling_weeks: int) -> list[date]:
-        """A review every `every_weeks` weeks through the settling-in period, moved off holidays."""
+    def school_weeks(self, returned: date, count: int) -> tuple[list[tuple[date, date]], bool]:
+        """The first `count` school weeks from a return: 7-day spans starting on the return date, skipping
+        any span with no school day in it (a week wholly in a holiday does not count). Each as (first school
+        day, last school day). The flag is False when the calendar ended before `count` were found."""
+        self._require(returned)
+        weeks: list[tuple[date, date]] = []
+        i = bisect.bisect_left(self._days, returned)
+        start = returned
+        while len(weeks) < count:
+            if i == len(self._days):
+                return weeks, False
+            end = start + timedelta(days=6)
+            if self._days[i] > end:  # no school day in this span: skip whole spans up to the next school day
+                start += timedelta(days=7 * ((self._days[i] - start).days // 7))
+                continue
+            j = bisect.bisect_right(self._days, end)
+            if j == len(self._days) and end > self.last_day:
+                return weeks, False  # the calendar ends inside this week: its last day is not known
+            weeks.append((self._days[i], self._days[j - 1]))
+            i, start = j, end + timedelta(days=1)
+        return weeks, True
+
+    def review_schedule(self, returned: date, every_weeks: int, settling_weeks: int) -> Schedule:
+        """A review on the last school day of every `every_weeks`-th school week of the settling-in period,
+        and the last on the last school day of that period (SPEC 4: counted in school weeks)."""
         if every_weeks < 1:
             raise ValueError("every_weeks must be at least 1")
-        reviews: list[date] = []
-        for k in range(1, settling_weeks // every_weeks + 1):
-            day = self.next_school_day(returned + timedelta(weeks=k * every_weeks))
-            if day not in reviews:  # two nominal dates in one holiday move to the same day
-                reviews.append(day)
-        return reviews
+        numbers = review_weeks(every_weeks, settling_weeks)
+        weeks, complete = self.school_weeks(returned, settling_weeks)
+        reviews = [(weeks[n - 1][1], n) for n in numbers if n <= len(weeks)]
+        return Schedule(tuple(d for d, _ in reviews), tuple(n for _, n in reviews),
+                        settling_in_end=weeks[-1][1] if complete else None, wanted=len(numbers))
 
     def _require(self, d: date) -> None:
         if not self.covers(d):

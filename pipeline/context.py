@@ -24,7 +24,8 @@ Contract (other modules rely on these names; keys may be added, never removed)::
     placement{reason, via_fap, provision_type, provision_name, referring_school, receiving_school,
               receiving_contact, receiving_email, ipa_reference, ipa_start, ipa_end,
               ipa_dates ("<start> to <end>")}
-    dates{decision, planned_return, planning_meeting, previous_return, short{...}}
+    dates{decision, decision_made ("was made on ..." or "is to be made on ..."), planned_return,
+          planning_meeting, previous_return, short{...}}
     support{key_worker, buddy, adjustments[str], strengths, needs, additional_support}
     review_frequency_weeks, settling_in_period_weeks, review_frequency (e.g. "every 2 weeks")
     reviews[{number, date, weekday, short, week}]
@@ -41,6 +42,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 
+from pipeline.calendar import review_weeks
 from schemas.model import Referral
 
 NONE_RECORDED = "None recorded"
@@ -123,10 +125,12 @@ def letter_kind(referral: Referral) -> tuple[str, str]:
     return "request", "3.7"
 
 
-def _review_rows(reviews: Iterable[date], returned: date) -> list[dict]:
+def _review_rows(reviews: Iterable[date], every_weeks: int, settling_weeks: int) -> list[dict]:
+    """Each review with the school week it closes (`calendar.review_weeks`: never past the settling-in period)."""
     rows = []
+    weeks = review_weeks(every_weeks, settling_weeks)
     for number, d in enumerate(reviews, start=1):
-        week = max(1, (d - returned).days // 7 + 1)
+        week = weeks[min(number, len(weeks)) - 1]  # more dates than weeks (hand-made data): never past the period
         rows.append({
             "number": str(number),
             "date": long_date(d),
@@ -188,8 +192,10 @@ def _checklist(r: Referral, ctx: dict, generated_on: date) -> list[dict]:
         "clause": "3.4",
         "requirement": "The reintegration starts when the decision to return is made; the plan is "
                        "drafted and ready to use before the pupil's return.",
-        "status": f"Decision {dates['decision']}; plan prepared {ctx['generated_on']}; "
-                  f"{meeting}; return {dates['planned_return']}. {ready}",
+        "status": (f"Decision expected {dates['decision']}; plan prepared ahead of it on {ctx['generated_on']}; "
+                   if r.decision_date > generated_on else
+                   f"Decision {dates['decision']}; plan prepared {ctx['generated_on']}; ")
+                  + f"{meeting}; return {dates['planned_return']}. {ready}",
     })
     kind, _ = letter_kind(r)
     if kind == "invitation":
@@ -240,11 +246,11 @@ def _minimum_expectations(r: Referral, ctx: dict) -> list[dict]:
     n = len(reviews)
     if n:
         plan = (f"This Reintegration Plan, with {n} review{'s' if n != 1 else ''} scheduled "
-                f"{ctx['review_frequency']} through the {r.settling_in_period_weeks}-week "
+                f"{ctx['review_frequency']} through the {r.settling_in_period_weeks}-school-week "
                 f"settling-in period, the first on {reviews[0]['date']}.")
     else:
         plan = (f"This Reintegration Plan; no review could be scheduled in the "
-                f"{r.settling_in_period_weeks}-week settling-in period: agree the review dates.")
+                f"{r.settling_in_period_weeks}-school-week settling-in period: agree the review dates.")
     people = f"Key worker: {support['key_worker']}. Buddy: {support['buddy']}."
     adjustments = "; ".join(support["adjustments"])
     in_place = (plan, people, f"Reasonable adjustments: {adjustments}.")
@@ -305,6 +311,9 @@ def build_context(referral: Referral, reviews: list[date], *, run_id: str, gener
         },
         "dates": {
             "decision": long_date(r.decision_date),
+            # never describe a decision after the day the plan is prepared as made (clause 3.4's warning)
+            "decision_made": (f"is to be made on {long_date(r.decision_date)}" if r.decision_date > generated_on
+                              else f"was made on {long_date(r.decision_date)}"),
             "planned_return": long_date(r.planned_return_date),
             "planning_meeting": long_date(r.planning_meeting_date, TO_BE_ARRANGED),
             "previous_return": long_date(r.previous_return_date),
@@ -325,9 +334,9 @@ def build_context(referral: Referral, reviews: list[date], *, run_id: str, gener
         },
         "review_frequency_weeks": str(r.review_frequency_weeks),
         "settling_in_period_weeks": str(r.settling_in_period_weeks),
-        "review_frequency": ("every week" if r.review_frequency_weeks == 1
-                             else f"every {r.review_frequency_weeks} weeks"),
-        "reviews": _review_rows(reviews, r.planned_return_date),
+        "review_frequency": ("every school week" if r.review_frequency_weeks == 1
+                             else f"every {r.review_frequency_weeks} school weeks"),
+        "reviews": _review_rows(reviews, r.review_frequency_weeks, r.settling_in_period_weeks),
         "review_record": _record_rows(review_record),
         "officer": {"name": r.inclusions_officer, "email": r.inclusions_officer_email},
         "letter": {

@@ -37,16 +37,25 @@ def make_upn(rng: random.Random) -> str:
     return upn_check_letter("X" + body) + body
 
 
+def _school_day_on_or_before(calendar: SchoolCalendar, day: date) -> date:
+    while not calendar.is_school_day(day):
+        day -= timedelta(days=1)
+    return day
+
+
 def generate_rows(n: int, *, seed: int = 2026, calendar: SchoolCalendar | None = None,
                   decided_from: date = date(2026, 11, 30)) -> list[dict]:
-    """`n` valid referral rows as {SPEC heading: value}, with dates from `decided_from` on."""
+    """`n` valid referral rows as {SPEC heading: value}: decided by `decided_from`, returning after it."""
     rng = random.Random(seed)
     calendar = calendar or SchoolCalendar.load()
     rows = []
     for i in range(1, n + 1):
-        decided = calendar.next_school_day(decided_from + timedelta(days=rng.randint(0, 10)))
-        returning = decided
-        for _ in range(rng.randint(5, 15)):
+        # decided in the week up to `decided_from` (an as-of date: a later decision warns), returning 5 to 12
+        # school days after it (so at most 16 school days after the decision: FAP20 stays quiet)
+        # (each draw as before the dates moved, so a seed still gives the same pupils, schools and officers)
+        decided = _school_day_on_or_before(calendar, decided_from - timedelta(days=rng.randint(0, 10) * 6 // 10))
+        returning = decided_from
+        for _ in range(5 + (rng.randint(5, 15) - 5) * 7 // 10):
             returning = calendar.next_school_day(returning + timedelta(days=1))
         year = rng.randint(1, 11)
         # a birthday that puts the pupil in `year` on the return date

@@ -163,10 +163,11 @@ class Ledger:
         """Planned returns recorded by earlier runs for this pupil under another Referral ID (clause 3.9)."""
         rows = self.db.execute(
             "SELECT referrals.run_id, referral_id, planned_return FROM referrals JOIN runs USING (run_id)"
-            " WHERE upn_sha256 = ? AND referral_id != ? AND runs.kind = 'run' ORDER BY planned_return",
-            (upn_digest(upn), other_than_referral),
+            " WHERE upn_sha256 = ? AND runs.kind = 'run' ORDER BY planned_return",
+            (upn_digest(upn),),
         ).fetchall()
-        return [EarlierReturn(r[0], r[1], date.fromisoformat(r[2])) for r in rows]
+        own = referral_key(other_than_referral)  # `l4` is `L4`: its own earlier run, not another referral
+        return [EarlierReturn(r[0], r[1], date.fromisoformat(r[2])) for r in rows if referral_key(r[1]) != own]
 
     def run_for_input(self, sha256: str, kind: str = "run") -> str | None:
         """The earliest run that processed an input with this hash, if any."""

@@ -859,7 +859,7 @@ class _SmtpBatch:
         """("sent", detail) when the server accepted the message; ("uncertain", reason) when it may have;
         ("failed", reason) when it was not sent."""
         if self.down_reason:
-            return "failed", f"not attempted: {self.down_reason}; send again later"
+            return "failed", f"not attempted: {self.down_reason}"
         data = msg.as_bytes(policy=policy.SMTP)
         delay = self.settings.retry_delay
         attempt = 0
@@ -887,7 +887,8 @@ class _SmtpBatch:
                 give_up = f"{last.reason}; gave up after {attempt} attempts"
             if give_up:
                 if last.connection or self._left() <= 0:
-                    self.down_reason = f"the mail server at {self.where} is not available ({last.reason})"
+                    self.down_reason = (f"the mail server at {self.where} is not available ({last.reason}); "
+                                        "send again later")
                     self.log(f"mail server {self.where} judged unavailable; the remaining messages are left "
                              "for a later send")
                 return "failed", give_up

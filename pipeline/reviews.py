@@ -588,10 +588,10 @@ def _judge(tracker: Tracker, entry: Entry, rows: list[TrackerRow], rejected: set
                 r.overdue = True
             elif r.status == MISSED:  # still owed until a later review has been held
                 r.overdue = not any(h.status == HELD and h.date > r.date for h in reviews)
-    # the settling-in period runs its weeks from the return, and at least until the last scheduled review
-    # (a review moved off a holiday can fall just after it)
-    settling_end = max([referral.planned_return_date + timedelta(weeks=referral.settling_in_period_weeks),
-                        *entry.scheduled])
+    # the last review is on the last school day of the settling-in period (SPEC 4: counted in school weeks);
+    # with no review scheduled, the period is taken in calendar weeks from the return
+    settling_end = entry.scheduled[-1] if entry.scheduled else (
+        referral.planned_return_date + timedelta(weeks=referral.settling_in_period_weeks))
     return PupilReviews(entry.referral_id, entry.plan, referral.upn, referral.planned_return_date, settling_end,
                         len(entry.scheduled), reviews, settling_in_over=as_of > settling_end)
 

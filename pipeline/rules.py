@@ -135,6 +135,10 @@ def rule_3_4(row: Row, ctx: RuleContext):
         yield row.issue(ERROR, "3.4", "planning_meeting_date",
                         f"3.4: the planning meeting {uk(meeting)} is after the planned return date {uk(returning)}; "
                         "the plan must be ready before the pupil returns")
+    if decided is not None and ctx.as_of < decided <= returning:  # after the return: the error above says it
+        yield row.issue(WARNING, "3.4", "decision_date",
+                        f"3.4: the decision date {uk(decided)} is after {uk(ctx.as_of)}, the date the rules are judged "
+                        "on: the plan and letter say the decision is still to be made; check the date")
     if returning < ctx.as_of:
         yield row.issue(WARNING, "3.4", "planned_return_date",
                         f"3.4: the planned return date {uk(returning)} is before {uk(ctx.as_of)}, so the plan cannot be "
@@ -183,53 +187,93 @@ def rule_3_9(row: Row, ctx: RuleContext):
     except CalendarError as exc:
         yield row.issue(ERROR, "3.9", cell_field, f"3.9: cannot judge the direction off-site: {exc}")
         return
+    # the terms that decided it: the one the return fell in (or before) and the one the protection ends with
+    deciding = [t for t in ctx.calendar.terms if t.end >= returned and t.start <= protected_to]
+    provisional = _provisional([t for t in deciding if t.provisional])
     if direction <= protected_to:
         yield row.issue(ERROR, "3.9", "ipa_start_date",
                         f"3.9: a direction off-site on {uk(direction)} falls within the first full term after the "
                         f"pupil returned to school on {uk(returned)} ({source}); the pupil is protected until "
-                        f"{uk(protected_to)} to settle")
+                        f"{uk(protected_to)} to settle{provisional}")
+    elif provisional:
+        yield row.issue(WARNING, "calendar", "ipa_start_date",
+                        f"3.9: the direction off-site on {uk(direction)} is after the protected period that followed "
+                        f"the return on {uk(returned)} (it ended {uk(protected_to)}){provisional}")
 
 
 def rule_me(row: Row, ctx: RuleContext):
-    """Minimum expectations: blank key worker, buddy and adjustments come from the schema (see
-    SCHEMA_FIELD_RULES); here, reviews must be scheduled through the settling-in period."""
+    """Minimum expectations: blank or placeholder key worker, buddy and adjustments come from the schema (see
+    SCHEMA_FIELD_RULES); here, reviews must be scheduled through the settling-in period, in school weeks. A
+    schedule that runs past the end of the school calendar is a warning: the reviews it could date are kept."""
     returning = row.get("planned_return_date")
     every, settling = row.get("review_frequency_weeks"), row.get("settling_in_period_weeks")
-    if returning is None or every is None or settling is None:
+    if returning is None or every is None or settling is None or not ctx.calendar.covers(returning):
+        return  # a return outside the calendar is reported once, by rule_school_day
+    schedule = ctx.calendar.review_schedule(returning, every, settling)
+    row.reviews = list(schedule.dates)
+    if not schedule.complete:
+        counted = (f"only {len(schedule.dates)} of its {schedule.wanted} reviews could be dated"
+                   if schedule.dates else "none of its reviews could be dated")
+        yield row.issue(WARNING, "ME", "planned_return_date",
+                        f"Minimum expectations: the {settling}-school-week settling-in period runs past the end of "
+                        f"the school calendar ({uk(ctx.calendar.last_day)}), so {counted}: agree the later review "
+                        "dates with the school, and add the next year's term dates")
+    # provisional review dates: said once for the file (`provisional_years`), not on every row
+
+
+def _provisional(terms) -> str:
+    """A clause for a message whose answer depends on provisional term dates ('' when none are)."""
+    if not terms:
+        return ""
+    years = ", ".join(sorted({t.year for t in terms}))
+    return (f" (judged with the term dates for {years}, which are provisional: check them against Havering's "
+            "published dates)")
+
+
+def rule_school_day(row: Row, ctx: RuleContext):
+    """SPEC 2: the planned return is a school day (not a weekend, nor a holiday of the calendar)."""
+    returning = row.get("planned_return_date")
+    if returning is None:
         return
-    try:
-        row.reviews = ctx.calendar.review_schedule(returning, every, settling)
-    except CalendarError as exc:
-        yield row.issue(ERROR, "ME", "planned_return_date", f"Minimum expectations: the review schedule cannot be "
-                                                            f"worked out: {exc}")
+    if not ctx.calendar.covers(returning):
+        yield row.issue(ERROR, "3.4", "planned_return_date",
+                        f"3.4: the planned return date {uk(returning)} is outside the school calendar "
+                        f"({uk(ctx.calendar.first_day)} to {uk(ctx.calendar.last_day)}), so its school days and "
+                        "reviews cannot be worked out: check the year, or add that year's term dates")
         return
-    ends = returning + timedelta(weeks=settling)
-    if not row.reviews:
-        yield row.issue(ERROR, "ME", "review_frequency_weeks",
-                        f"Minimum expectations: regular reviews must be held; a review every {every} weeks never falls "
-                        f"within a {settling}-week settling-in period")
-    elif row.reviews[0] > ends + timedelta(weeks=1):
-        # SPEC's schedule moves a review off a holiday, so this plan is valid; but a long holiday has pushed the
-        # first review well past the settling-in period, which the officer should know before promising it
-        yield row.issue(WARNING, "ME", "settling_in_period_weeks",
-                        f"Minimum expectations: the settling-in period ends {uk(ends)}, but a holiday moves the first "
-                        f"review to {uk(row.reviews[0])}; consider a review before the holiday or a longer period")
+    if ctx.calendar.is_school_day(returning):
+        return
+    if returning.weekday() >= 5:
+        why = f"a {returning:%A}"
+    elif ctx.calendar.term_of(returning) is None:
+        why = "in the school holidays between terms"
+    else:
+        why = "a half-term or bank holiday"
+    yield row.issue(ERROR, "3.4", "planned_return_date",
+                    f"3.4: the planned return date {uk(returning)} is not a school day ({why}); the pupil returns on "
+                    f"a day the school is open, e.g. {uk(ctx.calendar.next_school_day(returning))}")
 
 
 def rule_fap20(row: Row, ctx: RuleContext):
     decided, returning = row.get("decision_date"), row.get("planned_return_date")
     if decided is None or returning is None or decided > returning:
         return
-    try:
-        days = ctx.calendar.school_days_between(decided, returning)
-    except CalendarError as exc:
+    if not ctx.calendar.covers(decided) or not ctx.calendar.covers(returning):
+        # a warning rule never rejects: say what could not be counted
         outside = "decision_date" if not ctx.calendar.covers(decided) else "planned_return_date"
-        yield row.issue(ERROR, "FAP20", outside, f"FAP guidance: cannot count school days: {exc}")
+        when = decided if outside == "decision_date" else returning
+        yield row.issue(WARNING, "FAP20", outside,
+                        f"FAP guidance: the school days from the decision to the return cannot be counted, as "
+                        f"{uk(when)} is outside the school calendar ({uk(ctx.calendar.first_day)} to "
+                        f"{uk(ctx.calendar.last_day)}); check the return is within {FAP_SCHOOL_DAYS} school days")
         return
+    days = ctx.calendar.school_days_between(decided, returning)
     if days > FAP_SCHOOL_DAYS:
+        terms = [t for t in ctx.calendar.terms if t.end >= decided and t.start <= returning and t.provisional]
         yield row.issue(WARNING, "FAP20", "planned_return_date",
                         f"FAP guidance: the return is {days} school days after the decision on {uk(decided)}; "
-                        f"pupils placed through the Fair Access Protocol should start within {FAP_SCHOOL_DAYS} school days")
+                        f"pupils placed through the Fair Access Protocol should start within {FAP_SCHOOL_DAYS} "
+                        f"school days{_provisional(terms)}")
 
 
 def rule_email_domain(row: Row, ctx: RuleContext):
@@ -302,8 +346,8 @@ def provisional_years(results: list["RowResult"], calendar: SchoolCalendar) -> I
                                       "published dates): check school-day counts and review dates before relying on them")
 
 
-ROW_RULES = (rule_2_2, rule_3_1, rule_3_4, rule_3_8, rule_3_9, rule_me, rule_fap20, rule_age, rule_temporary_upn,
-             rule_email_domain)
+ROW_RULES = (rule_2_2, rule_3_1, rule_3_4, rule_school_day, rule_3_8, rule_3_9, rule_me, rule_fap20, rule_age,
+             rule_temporary_upn, rule_email_domain)
 
 
 def rule_duplicate(rows: list[Row]):
@@ -436,8 +480,8 @@ class _RememberingCalendar:
             answer = self._answers[key] = getattr(self._calendar, method)(*args)
         return answer
 
-    def review_schedule(self, returned: date, every_weeks: int, settling_weeks: int) -> list[date]:
-        return list(self._ask("review_schedule", returned, every_weeks, settling_weeks))
+    def review_schedule(self, returned: date, every_weeks: int, settling_weeks: int):
+        return self._ask("review_schedule", returned, every_weeks, settling_weeks)
 
     def school_days_between(self, start: date, end: date) -> int:
         return self._ask("school_days_between", start, end)

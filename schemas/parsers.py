@@ -36,6 +36,8 @@ _WEEKDAYS = r"(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)[a-z]*,?\s+"
 _NUMERIC_UK = re.compile(r"(\d{1,2})\s*[/.\-]\s*(\d{1,2})\s*[/.\-]\s*(\d{2,4})")
 _ISO = re.compile(r"(\d{4})\s*[-/.]\s*(\d{1,2})\s*[-/.]\s*(\d{1,2})")
 _WORDS_DMY = re.compile(rf"(?:{_WEEKDAYS})?(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?([a-z]+)\.?,?\s+(\d{{2,4}})")
+# Excel's own text dates: 05-Mar-2025, 5-Mar-2025, 05-Mar-25 (the last refused: a two-digit year)
+_WORDS_DASHED = re.compile(r"(\d{1,2})\s*[-/.]\s*([a-z]+)\s*[-/.]\s*(\d{2,4})")
 _WORDS_MDY = re.compile(rf"(?:{_WEEKDAYS})?([a-z]+)\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{2,4}})")
 _TIME_SUFFIX = re.compile(r"[ tT]00:00(?::00(?:\.0+)?)?$")
 # Excel's 1900 date system: serial 60 is the phantom 29 Feb 1900, so day 0 is 30 Dec 1899 for serials > 60
@@ -43,9 +45,17 @@ _EXCEL_EPOCH = date(1899, 12, 30)
 _SERIAL_RANGE = (date(1990, 1, 1), date(2100, 12, 31))
 
 
+# a referral's dates lie within a pupil's lifetime and a few years ahead: anything else is a typing slip,
+# and a date far out (31/12/9999) would overflow the school-day arithmetic
+YEARS = (1900, 2100)
+
+
 def _make_date(year: int, month: int, day: int, text: str) -> date:
     if year < 1000:
         raise ValueError(f"'{text}' has a two-digit year: write the year in full (e.g. 03/09/2024)")
+    if not YEARS[0] <= year <= YEARS[1]:
+        raise ValueError(f"'{text}' is not a plausible date: the year {year} is not between {YEARS[0]} and "
+                         f"{YEARS[1]}; check the year")
     if not 1 <= month <= 12:
         raise ValueError(f"'{text}' is not a real date: there is no month {month} (dates are day/month/year)")
     try:
@@ -61,8 +71,11 @@ def month_name(month: int) -> str:
 def parse_uk_date(value) -> date:
     """A real Excel date, an Excel serial number, or UK-order text: `03/09/2023`, `3 Sept 2023`, `2023-09-03`."""
     if isinstance(value, datetime):
-        return value.date()  # a date with a time of day is still the date the officer meant
+        value = value.date()  # a date with a time of day is still the date the officer meant
     if isinstance(value, date):
+        if not YEARS[0] <= value.year <= YEARS[1]:
+            raise ValueError(f"'{format_uk_date(value)}' is not a plausible date: the year {value.year} is not "
+                             f"between {YEARS[0]} and {YEARS[1]}; check the year")
         return value
     if isinstance(value, bool):
         raise ValueError(f"'{value}' is not a date")
@@ -82,7 +95,7 @@ def parse_uk_date(value) -> date:
         return _make_date(int(m[1]), int(m[2]), int(m[3]), text)
     if m := _NUMERIC_UK.fullmatch(low):
         return _make_date(int(m[3]), int(m[2]), int(m[1]), text)
-    if m := _WORDS_DMY.fullmatch(low):
+    if m := _WORDS_DMY.fullmatch(low) or _WORDS_DASHED.fullmatch(low):
         if m[2] not in _MONTHS:
             raise ValueError(f"'{text}' is not a date: '{m[2]}' is not a month")
         return _make_date(int(m[3]), _MONTHS[m[2]], int(m[1]), text)

@@ -15,7 +15,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from schemas import parsers
 from schemas.model import Referral
 
-MAX_TEXT = 2000  # a cell longer than this is almost certainly pasted by mistake
+MAX_TEXT = 32_767  # Excel's own limit for a cell
 
 
 class Parsed(fields.Field):
@@ -54,6 +54,18 @@ def _text(value) -> str:
     text = str(value).strip()
     if len(text) > MAX_TEXT:
         raise ValueError(f"the text is {len(text):,} characters long; at most {MAX_TEXT:,} are allowed")
+    return text
+
+
+# what officers type while a person is still to be found (SPEC 2): not a named key worker or buddy
+PLACEHOLDERS = frozenset({"tbc", "tba", "tbd", "?", "n/a", "na", "unknown", "none", "-", "to be confirmed",
+                          "to be arranged", "to be decided", "not known", "nobody", "no one"})
+
+
+def _person(value) -> str:
+    text = _text(value)
+    if text.casefold().rstrip(".") in PLACEHOLDERS or (text and set(text) <= set("?-. ")):
+        raise ValueError(f"'{text}' is a placeholder, not a person: name who it will be")
     return text
 
 
@@ -188,8 +200,10 @@ class ReferralSchema(Schema):
                                        hint="Clause 3.4: on or before the planned return date.")
     previous_return_date = date_field("Previous return date", aliases=("Last return date", "Previous return"),
                                       hint="Clause 3.9: when the pupil last returned to the referring school, if ever.")
-    key_worker = text("Key worker", required=True, aliases=("Keyworker", "Support staff"))
-    buddy = text("Buddy", required=True, aliases=("Peer buddy",))
+    key_worker = _field("Key worker", _person, required=True, aliases=("Keyworker", "Support staff"),
+                        hint="Minimum expectations: a named member of staff (not TBC).")
+    buddy = _field("Buddy", _person, required=True, aliases=("Peer buddy",),
+                   hint="Minimum expectations: a named pupil (not TBC).")
     reasonable_adjustments = _field("Reasonable adjustments", _items, required=True, kind="list",
                                     aliases=("Adjustments",),
                                     hint="Items separated by ';' or new lines, or 'None needed'.")
@@ -198,10 +212,10 @@ class ReferralSchema(Schema):
     additional_support = text("Additional support")
     review_frequency_weeks = _field("Review frequency (weeks)", lambda v: parsers.parse_whole_number(v, 1, 6),
                                     kind="number", default=2, aliases=("Review frequency",),
-                                    hint="Weeks between reviews, 1 to 6 (blank means 2).")
+                                    hint="School weeks between reviews, 1 to 6 (blank means 2); holiday weeks do not count.")
     settling_in_period_weeks = _field("Settling-in period (weeks)", lambda v: parsers.parse_whole_number(v, 2, 16),
                                       kind="number", default=6, aliases=("Settling in period", "Settling-in period"),
-                                      hint="Weeks of settling in, 2 to 16 (blank means 6).")
+                                      hint="School weeks of settling in, 2 to 16 (blank means 6); the last review is at its end.")
     inclusions_officer = text("Inclusions officer", required=True, aliases=("Officer",))
     inclusions_officer_email = email("Inclusions officer email", required=True, aliases=("Officer email",))
 

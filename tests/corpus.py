@@ -233,14 +233,21 @@ def truncated(folder: Path) -> Path:
 
 
 def corrupt_sheet(folder: Path) -> Path:
-    """A whole zip whose sheet's deflate stream has its middle overwritten (and the CRC no longer matches)."""
+    """A whole zip whose sheet's bytes no longer match its CRC (a bit flipped on a disk or in a download):
+    the sheet's stored CRC is changed in both its local header and the central directory."""
     path = valid_workbook(folder, "corrupt.xlsx", n=20)
     data = bytearray(path.read_bytes())
+    name = b"xl/worksheets/sheet1.xml"
     with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo("xl/worksheets/sheet1.xml")
-    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
-    middle = start + info.compress_size // 2
-    data[middle:middle + 64] = b"\xff" * 64
+        info = zf.getinfo(name.decode())
+    wrong = ((info.CRC ^ 0xFFFFFFFF) & 0xFFFFFFFF).to_bytes(4, "little")
+    data[info.header_offset + 14:info.header_offset + 18] = wrong  # local file header: CRC at +14
+    central = data.find(b"PK\x01\x02", info.header_offset)
+    while central != -1:
+        if data[central + 46:central + 46 + len(name)] == name:
+            data[central + 16:central + 20] = wrong  # central directory entry: CRC at +16
+            break
+        central = data.find(b"PK\x01\x02", central + 4)
     path.write_bytes(bytes(data))
     return path
 

@@ -55,12 +55,13 @@ def write(tmp_path: Path, text: str) -> Path:
 # --- the shipped file ------------------------------------------------------------------------------
 
 
-def test_shipped_file_has_four_years_of_three_terms():
+def test_shipped_file_has_five_years_of_three_terms():
+    """2023/24 up to the current school year (2026/27), and the year after it (SPEC 3), provisional."""
     years = [t.year for t in CAL.terms]
-    assert sorted(set(years)) == ["2023/24", "2024/25", "2025/26", "2026/27"]
+    assert sorted(set(years)) == ["2023/24", "2024/25", "2025/26", "2026/27", "2027/28"]
     assert all(years.count(y) == 3 for y in set(years))
     assert [t.name for t in CAL.terms[:3]] == ["Autumn", "Spring", "Summer"]
-    assert CAL.first_day == D(2023, 9, 4) and CAL.last_day == D(2027, 7, 21)
+    assert CAL.first_day == D(2023, 9, 4) and CAL.last_day == D(2028, 7, 21)
 
 
 def test_2024_25_is_exactly_as_spec():
@@ -75,7 +76,7 @@ def test_2024_25_is_exactly_as_spec():
 
 
 def test_unconfirmed_years_are_provisional():
-    assert {t.year for t in CAL.terms if t.provisional} == {"2023/24", "2025/26", "2026/27"}
+    assert {t.year for t in CAL.terms if t.provisional} == {"2023/24", "2025/26", "2026/27", "2027/28"}
 
 
 def test_every_term_starts_and_ends_on_a_school_day():
@@ -175,7 +176,7 @@ def test_school_days_between_outside_coverage():
     with pytest.raises(CalendarError):
         CAL.school_days_between(D(2023, 8, 1), D(2023, 9, 10))
     with pytest.raises(CalendarError):
-        CAL.school_days_between(D(2027, 7, 1), D(2027, 9, 10))
+        CAL.school_days_between(D(2028, 7, 1), D(2028, 9, 10))
 
 
 # --- protected_period_end (clause 3.9) ------------------------------------------------------------
@@ -191,7 +192,8 @@ def test_school_days_between_outside_coverage():
     (D(2024, 12, 23), D(2025, 4, 4)),   # Christmas holiday -> spring
     (D(2025, 1, 4), D(2025, 4, 4)),     # Saturday before term -> that term
     (D(2023, 9, 4), D(2023, 12, 20)),   # first day of the calendar
-    (D(2027, 4, 12), D(2027, 7, 21)),   # first day of the last term
+    (D(2027, 4, 12), D(2027, 7, 21)),   # first day of the summer term 2027
+    (D(2028, 4, 18), D(2028, 7, 21)),   # first day of the calendar's last term
 ])
 def test_protected_period_end(returned, expected):
     assert CAL.protected_period_end(returned) == expected
@@ -204,8 +206,8 @@ def test_protected_period_before_the_first_term_is_an_error():
 
 
 def test_protected_period_needing_a_missing_term_is_an_error():
-    with pytest.raises(CalendarError, match="term after Summer 2026/27, which is not in the school calendar"):
-        CAL.protected_period_end(D(2027, 4, 13))
+    with pytest.raises(CalendarError, match="term after Summer 2027/28, which is not in the school calendar"):
+        CAL.protected_period_end(D(2028, 4, 19))
 
 
 # --- provisional_terms ----------------------------------------------------------------------------
@@ -221,34 +223,62 @@ def test_provisional_terms():
 # --- review_schedule ------------------------------------------------------------------------------
 
 
-def test_review_schedule_moves_a_review_out_of_half_term():
-    assert CAL.review_schedule(D(2024, 10, 14), every_weeks=2, settling_weeks=6) == [
-        D(2024, 11, 4), D(2024, 11, 11), D(2024, 11, 25),  # 28 Oct is half-term
-    ]
+def dates(schedule) -> list:
+    return list(schedule.dates)
 
 
-def test_review_schedule_keeps_one_review_per_day_after_moving():
-    # 23 and 30 Dec and 6 Jan all land on 6 Jan; 16 Dec and 13/20 Jan stay where they are.
-    assert CAL.review_schedule(D(2024, 12, 9), every_weeks=1, settling_weeks=6) == [
-        D(2024, 12, 16), D(2025, 1, 6), D(2025, 1, 13), D(2025, 1, 20),
-    ]
+def test_reviews_fall_on_the_last_school_day_of_their_school_week():
+    # a Monday return: school weeks are Monday to Sunday; every 2 weeks through 6 -> weeks 2, 4 and 6
+    schedule = CAL.review_schedule(D(2024, 9, 2), every_weeks=2, settling_weeks=6)
+    assert dates(schedule) == [D(2024, 9, 13), D(2024, 9, 27), D(2024, 10, 11)] and schedule.weeks == (2, 4, 6)
+    assert schedule.settling_in_end == D(2024, 10, 11) and schedule.complete
 
 
-def test_review_schedule_stops_at_the_settling_in_period():
-    assert CAL.review_schedule(D(2024, 9, 2), every_weeks=4, settling_weeks=6) == [D(2024, 9, 30)]
-    assert CAL.review_schedule(D(2024, 9, 2), every_weeks=3, settling_weeks=6) == [D(2024, 9, 23), D(2024, 10, 14)]
-    assert CAL.review_schedule(D(2024, 9, 2), every_weeks=6, settling_weeks=2) == []
+def test_a_week_wholly_in_half_term_does_not_count():
+    # return Mon 14 Oct 2024; 28 Oct - 1 Nov is half-term: week 3 is 4-8 Nov
+    schedule = CAL.review_schedule(D(2024, 10, 14), every_weeks=2, settling_weeks=6)
+    assert dates(schedule) == [D(2024, 10, 25), D(2024, 11, 15), D(2024, 11, 29)]
+
+
+def test_the_christmas_holiday_weeks_do_not_count():
+    # return Mon 9 Dec 2024: weeks 1-2 are 9-20 Dec; 23 Dec - 5 Jan has no school day; week 3 starts 6 Jan
+    schedule = CAL.review_schedule(D(2024, 12, 9), every_weeks=1, settling_weeks=6)
+    assert dates(schedule) == [D(2024, 12, 13), D(2024, 12, 20), D(2025, 1, 10), D(2025, 1, 17),
+                               D(2025, 1, 24), D(2025, 1, 31)]
+    assert schedule.weeks == (1, 2, 3, 4, 5, 6)
+
+
+def test_a_week_with_one_school_day_counts_and_its_review_is_that_day():
+    # return Thu 19 Dec 2024: week 1 is 19-25 Dec, school on 19 and 20 Dec only
+    schedule = CAL.review_schedule(D(2024, 12, 19), every_weeks=1, settling_weeks=2)
+    assert dates(schedule) == [D(2024, 12, 20), D(2025, 1, 8)]  # week 2: 2-8 Jan, school from 6 Jan
+
+
+def test_the_last_review_is_at_the_end_of_the_settling_in_period_and_labels_never_pass_it():
+    schedule = CAL.review_schedule(D(2024, 9, 2), every_weeks=4, settling_weeks=6)
+    assert dates(schedule) == [D(2024, 9, 27), D(2024, 10, 11)] and schedule.weeks == (4, 6)
+    schedule = CAL.review_schedule(D(2024, 9, 2), every_weeks=6, settling_weeks=2)
+    assert dates(schedule) == [D(2024, 9, 13)] and schedule.weeks == (2,)
+    for every in range(1, 7):
+        for settling in range(2, 17):
+            weeks = CAL.review_schedule(D(2025, 1, 6), every, settling).weeks
+            assert max(weeks) == settling and list(weeks) == sorted(set(weeks))
 
 
 def test_review_schedule_from_a_weekend_return():
-    assert CAL.review_schedule(D(2025, 5, 3), every_weeks=1, settling_weeks=1) == [D(2025, 5, 12)]
-    # 3 May is a Saturday and 5 May a bank holiday: the first review moves to Tuesday 6 May.
-    assert CAL.review_schedule(D(2025, 4, 26), every_weeks=1, settling_weeks=2) == [D(2025, 5, 6), D(2025, 5, 12)]
+    # Saturday 3 May 2025: week 1 is 3-9 May (Mon 5 May a bank holiday), its last school day Fri 9 May
+    assert dates(CAL.review_schedule(D(2025, 5, 3), every_weeks=1, settling_weeks=1)) == [D(2025, 5, 9)]
 
 
-def test_review_schedule_past_the_calendar():
-    with pytest.raises(CalendarError, match="2027-07-28 is outside the school calendar"):
-        CAL.review_schedule(D(2027, 7, 14), every_weeks=2, settling_weeks=6)
+def test_review_schedule_past_the_calendar_keeps_what_it_can_date():
+    schedule = CAL.review_schedule(D(2028, 7, 3), every_weeks=2, settling_weeks=6)
+    assert dates(schedule) == [D(2028, 7, 14)] and schedule.settling_in_end is None and not schedule.complete
+    assert schedule.wanted == 3
+
+
+def test_a_return_in_june_2027_is_scheduled_in_full():
+    schedule = CAL.review_schedule(D(2027, 6, 10), every_weeks=2, settling_weeks=6)
+    assert schedule.complete and dates(schedule) == [D(2027, 6, 23), D(2027, 7, 7), D(2027, 7, 21)]
 
 
 # --- coverage and bad files -----------------------------------------------------------------------
@@ -256,12 +286,12 @@ def test_review_schedule_past_the_calendar():
 
 def test_date_outside_coverage_message():
     with pytest.raises(CalendarError) as e:
-        CAL.is_school_day(D(2027, 9, 10))
+        CAL.is_school_day(D(2028, 9, 10))
     assert str(e.value) == (
-        "2027-09-10 is outside the school calendar (2023-09-04 to 2027-07-21); "
+        "2028-09-10 is outside the school calendar (2023-09-04 to 2028-07-21); "
         "add that year's term dates to the term-dates file"
     )
-    assert not CAL.covers(D(2027, 9, 10)) and CAL.covers(D(2027, 7, 21))
+    assert not CAL.covers(D(2028, 9, 10)) and CAL.covers(D(2028, 7, 21))
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -161,7 +161,7 @@ def test_adjustments_list_and_numbers_as_text():
     assert ctx["support"]["adjustments"] == ["None needed"]
     assert ctx["review_frequency_weeks"] == "1"
     assert ctx["settling_in_period_weeks"] == "8"
-    assert ctx["review_frequency"] == "every week"
+    assert ctx["review_frequency"] == "every school week"
 
 
 # --- reviews ----------------------------------------------------------------------------------
@@ -171,7 +171,8 @@ def test_review_rows():
     rows = context()["reviews"]
     assert [r["number"] for r in rows] == ["1", "2", "3"]
     assert rows[0] == {"number": "1", "date": "Monday 7 October 2024", "weekday": "Monday",
-                       "short": "07/10/2024", "week": "Week 3"}
+                       "short": "07/10/2024", "week": "Week 2"}
+    assert [r["week"] for r in rows] == ["Week 2", "Week 4", "Week 6"]  # every 2 school weeks of 6: never past 6
 
 
 def test_review_record_rows_accept_dates_text_and_blanks():
@@ -265,7 +266,7 @@ def test_minimum_expectations_say_what_this_pupil_has():
     rows = context()["minimum_expectations"]
     assert [(r["step"], r["result"], r["outcome"]) for r in rows] == list(MINIMUM_EXPECTATIONS)
     plan, people, adjustments = (r["in_place"] for r in rows)
-    assert "3 reviews" in plan and "every 2 weeks" in plan and "6-week" in plan
+    assert "3 reviews" in plan and "every 2 school weeks" in plan and "6-school-week" in plan
     assert "Monday 7 October 2024" in plan
     assert people == "Key worker: Mr Lee Mentor. Buddy: Priya (Year 9)."
     assert adjustments == ("Reasonable adjustments: Time-out card; Phased timetable for the first "

@@ -14,7 +14,7 @@ from schemas.parsers import (UPN_LETTERS, normalise_heading, parse_uk_date, pars
 from pipeline.ingest import HEADING_LOOKUP
 from schemas.referral import SCHEMA
 
-dates = st.dates(min_value=date(1000, 1, 1), max_value=date(9999, 12, 31))
+dates = st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31))  # parsers.YEARS: plausible dates
 
 
 # ---------------------------------------------------------------- dates
@@ -68,9 +68,27 @@ def test_numbers_that_are_not_dates(value):
 def test_any_real_date_round_trips_in_every_uk_spelling(d):
     for text in (d.strftime("%d/%m/%Y"), f"{d.day}/{d.month}/{d.year}", d.isoformat(),
                  f"{d.day} {d.strftime('%B')} {d.year}", f"{d.day} {d.strftime('%b')} {d.year}",
-                 d.strftime("%A %d %B %Y")):
-        if d.year >= 1000:
-            assert parse_uk_date(text) == d, text
+                 d.strftime("%A %d %B %Y"), d.strftime("%d-%b-%Y"), f"{d.day}-{d.strftime('%b')}-{d.year}",
+                 d.strftime("%d-%B-%Y").upper()):
+        assert parse_uk_date(text) == d, text
+
+
+@given(st.dates(min_value=date(1000, 1, 1), max_value=date(9999, 12, 31)).filter(lambda d: not 1900 <= d.year <= 2100))
+def test_an_implausible_year_is_an_error_in_every_spelling_never_a_guess(d):
+    for value in (d, d.strftime("%d/%m/%Y"), d.strftime("%d-%b-%Y"), d.isoformat()):
+        with pytest.raises(ValueError, match=f"the year {d.year} is not between 1900 and 2100"):
+            parse_uk_date(value)
+
+
+@pytest.mark.parametrize("text, expected", [("05-Mar-2025", date(2025, 3, 5)), ("5-Mar-2025", date(2025, 3, 5)),
+                                            ("5-mar-2025", date(2025, 3, 5)), ("05-Sept-2025", date(2025, 9, 5))])
+def test_excels_own_text_dates(text, expected):
+    assert parse_uk_date(text) == expected
+
+
+def test_excels_two_digit_year_text_date_is_refused():
+    with pytest.raises(ValueError, match="two-digit year"):
+        parse_uk_date("05-Mar-25")
 
 
 @given(st.integers(1, 31), st.integers(1, 12), st.integers(1900, 2100))

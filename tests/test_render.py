@@ -156,9 +156,9 @@ def test_plan_puts_the_pupil_data_in_the_right_places(templates):
     assert expectations[2][3] == "Key worker: Mr Lee Mentor. Buddy: Priya (Year 9)."
 
     schedule = rows(table_after(document, "7. Review schedule"))
-    assert schedule[1:] == [["1", "Monday 7 October 2024", "Week 3"],
-                            ["2", "Monday 21 October 2024", "Week 5"],
-                            ["3", "Monday 4 November 2024", "Week 7"]]
+    assert schedule[1:] == [["1", "Monday 7 October 2024", "Week 2"],
+                            ["2", "Monday 21 October 2024", "Week 4"],
+                            ["3", "Monday 4 November 2024", "Week 6"]]
 
     sign_off = rows(table_after(document, "9. Sign-off"))
     assert [r[0].split("\n")[0] for r in sign_off[1:]] == [

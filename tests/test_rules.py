@@ -47,7 +47,8 @@ def one(workbook, calendar, valid_row, as_of=AS_OF, ledger=None, **overrides):
 def test_the_base_row_is_clean(workbook, calendar, valid_row):
     result = one(workbook, calendar, valid_row)
     assert result.accepted and result.issues == []
-    assert result.reviews == [date(2025, 1, 20), date(2025, 2, 3), date(2025, 2, 24)]  # 17 Feb is half-term
+    # the last school day of school weeks 2, 4 and 6 from Monday 6 January
+    assert result.reviews == [date(2025, 1, 17), date(2025, 1, 31), date(2025, 2, 14)]
 
 
 # ---------------------------------------------------------------- 2.2
@@ -84,8 +85,17 @@ def test_3_1_only_returns_via_fap(workbook, calendar, valid_row, typed, rejected
 @pytest.mark.parametrize("decided, rejected", [(date(2025, 1, 6), False), (date(2025, 1, 7), True)])
 def test_3_4_decision_on_or_before_return(workbook, calendar, valid_row, decided, rejected):
     result = one(workbook, calendar, valid_row, **{"Decision date": decided})
-    found = [i for i in issues(result, "3.4") if i.column == "Decision date"]
+    found = [i for i in issues(result, "3.4") if i.column == "Decision date" and i.is_error]
     assert bool(found) is rejected and result.accepted is not rejected
+
+
+@pytest.mark.parametrize("decided, warned", [(AS_OF, False), (AS_OF + timedelta(days=1), True)])
+def test_3_4_a_decision_after_the_as_of_date_warns(workbook, calendar, valid_row, decided, warned):
+    result = one(workbook, calendar, valid_row, **{"Decision date": decided})
+    found = [i for i in issues(result, "3.4") if i.column == "Decision date"]
+    assert bool(found) is warned and result.accepted
+    if warned:
+        assert found[0].severity == "warning" and "still to be made" in found[0].message
 
 
 @pytest.mark.parametrize("meeting, rejected", [(date(2025, 1, 6), False), (date(2025, 1, 7), True)])
@@ -213,10 +223,14 @@ def test_me_adjustments_split_on_semicolons_and_lines(workbook, calendar, valid_
     assert result.referral.reasonable_adjustments == ("Time-out card", "Seat by door", "Lunch club")
 
 
-@pytest.mark.parametrize("every, settling, rejected", [(6, 4, True), (3, 2, True), (2, 2, False), (6, 6, False)])
-def test_me_reviews_must_fall_in_the_settling_in_period(workbook, calendar, valid_row, every, settling, rejected):
+@pytest.mark.parametrize("every, settling, weeks", [(6, 4, [4]), (3, 2, [2]), (2, 2, [2]), (6, 6, [6]),
+                                                    (4, 6, [4, 6]), (2, 5, [2, 4, 5])])
+def test_me_reviews_run_through_the_settling_in_period_the_last_at_its_end(workbook, calendar, valid_row, every,
+                                                                          settling, weeks):
     result = one(workbook, calendar, valid_row, **{"Review frequency (weeks)": every, "Settling-in period (weeks)": settling})
-    assert bool(issues(result, "ME")) is rejected
+    assert result.accepted and issues(result, "ME") == []
+    # Monday 6 January 2025: school week n ends on Friday 10 January + 7(n-1) days (no holiday before 17 Feb)
+    assert result.reviews == [date(2025, 1, 10) + timedelta(weeks=n - 1) for n in weeks]
 
 
 def test_review_defaults_are_every_two_weeks_for_six_weeks(workbook, calendar, valid_row):
@@ -299,10 +313,11 @@ def test_bad_upn_is_a_schema_error_on_its_cell(workbook, calendar, valid_row):
 
 
 def test_outside_the_calendar_is_an_error_not_a_guess(workbook, calendar, valid_row):
-    result = one(workbook, calendar, valid_row, **{"Decision date": date(2027, 9, 1), "Planned return date": date(2027, 9, 20)},
-                 as_of=date(2027, 9, 1))
+    result = one(workbook, calendar, valid_row, **{"Decision date": date(2028, 9, 1), "Planned return date": date(2028, 9, 20)},
+                 as_of=date(2028, 9, 1))
     assert not result.accepted
-    assert any("outside the school calendar" in i.message for i in result.issues)
+    [issue] = [i for i in result.issues if i.is_error]
+    assert issue.column == "Planned return date" and "outside the school calendar" in issue.message
 
 
 # ---------------------------------------------------------------- found in review
@@ -322,20 +337,26 @@ def test_adjustments_that_list_nothing_break_the_minimum_expectations(workbook, 
     assert not result.accepted
 
 
-def test_a_summer_holiday_pushing_the_first_review_past_settling_in_is_a_warning(workbook, calendar, valid_row):
+def test_a_settling_in_period_across_the_summer_holiday_skips_it(workbook, calendar, valid_row):
+    # return Mon 15 Jul 2024 (term ends Tue 23 Jul): week 1 is 15-21 Jul, week 2 has 22-23 Jul; weeks 3-4 start
+    # on 2 Sep, after six weeks without a school day
     result = one(workbook, calendar, valid_row, as_of=date(2024, 7, 1), **{
         "Decision date": date(2024, 7, 1), "Planned return date": date(2024, 7, 15),
-        "Review frequency (weeks)": 2, "Settling-in period (weeks)": 2, "Date of birth": date(2011, 3, 14),
+        "Review frequency (weeks)": 2, "Settling-in period (weeks)": 4, "Date of birth": date(2011, 3, 14),
         "Year group": "Year 8"})
-    [issue] = issues(result, "ME")
-    assert issue.severity == "warning" and "02/09/2024" in issue.message and result.accepted
+    assert result.accepted and issues(result, "ME") == []
+    assert result.reviews == [date(2024, 7, 23), date(2024, 9, 13)]
 
 
-def test_fap20_names_the_date_that_is_outside_the_calendar(workbook, calendar, valid_row):
-    result = one(workbook, calendar, valid_row, as_of=date(2027, 7, 1),
-                 **{"Decision date": date(2027, 7, 1), "Planned return date": date(2027, 9, 6)})
+def test_fap20_names_the_date_that_is_outside_the_calendar_and_only_warns(workbook, calendar, valid_row):
+    # a decision before the calendar's first term: the school days cannot be counted, and a warning rule
+    # never rejects a row
+    result = one(workbook, calendar, valid_row, as_of=date(2023, 7, 1),
+                 **{"Decision date": date(2023, 7, 1), "Planned return date": date(2023, 9, 11),
+                    "Date of birth": date(2011, 3, 14), "Year group": "Year 7"})
     [issue] = issues(result, "FAP20")
-    assert issue.column == "Planned return date"
+    assert issue.column == "Decision date" and issue.severity == "warning" and result.accepted
+    assert "cannot be counted" in issue.message and "01/07/2023" in issue.message
 
 
 def test_3_9_a_return_before_the_calendar_cannot_protect_a_much_later_direction(workbook, calendar, valid_row):
@@ -357,3 +378,139 @@ def test_3_9_the_return_it_judged_against_reaches_the_plan(tmp_path, workbook, c
     context = build_context(result.referral, result.reviews, run_id="R2", generated_on=date(2025, 9, 1))
     [status] = [c["status"] for c in context["checklist"] if c["clause"] == "3.9"]
     assert "3 September 2024" in status and "HAV-OLD" in status
+
+
+# ---------------------------------------------------------------- the edges of the calendar and of typing
+def test_3_9_judged_with_provisional_term_dates_says_so_rejected_or_not(workbook, calendar, valid_row):
+    # a previous return in 2025/26 (provisional): Mon 1 Sep 2025 is its first day, protected to the autumn's end
+    row = {**DIRECTION, "Previous return date": date(2025, 9, 1), "Decision date": date(2025, 10, 1),
+           "Planned return date": date(2026, 1, 5), "IPA end date": date(2026, 1, 2),
+           "Date of birth": date(2012, 3, 14), "Year group": "Year 8"}
+    inside = one(workbook, calendar, valid_row, as_of=date(2025, 10, 1), **{**row, "IPA start date": date(2025, 10, 1)})
+    [error] = issues(inside, "3.9")
+    assert error.is_error and "2025/26, which are provisional" in error.message
+    after = one(workbook, calendar, valid_row, as_of=date(2025, 10, 1),
+                **{**row, "IPA start date": date(2025, 12, 22), "IPA end date": date(2026, 3, 1)})
+    assert issues(after, "3.9") == [] and after.accepted
+    [note] = [i for i in after.issues if i.rule == "calendar"]
+    assert note.severity == "warning" and note.message.startswith("3.9:") and "2025/26" in note.message
+    # confirmed dates (2024/25) add nothing
+    confirmed = one(workbook, calendar, valid_row, **{**DIRECTION, "Previous return date": date(2024, 9, 2),
+                                                      "IPA start date": date(2025, 1, 6)})
+    assert [i for i in confirmed.issues if i.rule == "calendar"] == []
+
+
+def test_fap20_counted_with_provisional_dates_says_so(workbook, calendar, valid_row):
+    result = one(workbook, calendar, valid_row, as_of=date(2026, 11, 2), **{
+        "Decision date": date(2026, 11, 2), "Planned return date": date(2027, 1, 4)})
+    [issue] = issues(result, "FAP20")
+    assert "2026/27, which are provisional" in issue.message
+
+
+@pytest.mark.parametrize("returned, why", [
+    (date(2026, 12, 25), "in the school holidays between terms"),  # Christmas Day
+    (date(2025, 1, 4), "a Saturday"),
+    (date(2025, 2, 17), "a half-term or bank holiday"),
+    (date(2025, 5, 5), "a half-term or bank holiday"),  # Early May bank holiday
+])
+def test_a_planned_return_that_is_not_a_school_day_is_an_error_naming_the_cell(workbook, calendar, valid_row,
+                                                                               returned, why):
+    result = one(workbook, calendar, valid_row, as_of=date(2024, 12, 2), **{"Planned return date": returned})
+    [issue] = [i for i in result.issues if i.column == "Planned return date" and i.is_error]
+    assert issue.rule == "3.4" and why in issue.message and f"cell {issue.cell}" in issue.message
+    assert not result.accepted
+
+
+@pytest.mark.parametrize("returned", [date(2025, 1, 6), date(2025, 2, 24), date(2025, 4, 22)])
+def test_a_return_on_the_first_school_day_after_a_holiday_is_fine(workbook, calendar, valid_row, returned):
+    result = one(workbook, calendar, valid_row, **{"Planned return date": returned,
+                                                   "Decision date": date(2024, 12, 2)})
+    assert result.accepted and [i for i in result.issues if i.is_error] == []
+
+
+def test_no_referral_for_the_current_school_year_is_rejected_for_where_the_calendar_ends(workbook, calendar,
+                                                                                       valid_row):
+    # the newcomer's case: a return from 10 June 2027 under the default 2-weekly, 6-week settings
+    result = one(workbook, calendar, valid_row, as_of=date(2027, 5, 20), **{
+        "Decision date": date(2027, 5, 20), "Planned return date": date(2027, 6, 10),
+        "Review frequency (weeks)": None, "Settling-in period (weeks)": None,
+        "Date of birth": date(2014, 3, 14), "Year group": "Year 8"})
+    assert result.accepted and issues(result, "ME") == []
+    assert result.reviews == [date(2027, 6, 23), date(2027, 7, 7), date(2027, 7, 21)]
+
+
+def test_a_review_schedule_past_the_calendar_only_warns(workbook, calendar, valid_row):
+    result = one(workbook, calendar, valid_row, as_of=date(2028, 6, 20), **{
+        "Decision date": date(2028, 6, 20), "Planned return date": date(2028, 7, 3),
+        "Date of birth": date(2015, 3, 14), "Year group": "Year 8"})
+    [issue] = issues(result, "ME")
+    assert issue.severity == "warning" and result.accepted
+    assert "only 1 of its 3 reviews could be dated" in issue.message and "21/07/2028" in issue.message
+
+
+@pytest.mark.parametrize("typed", ["TBC", "tba", "TBD", "?", "N/A", "unknown", "None", "-", "??", "tbc."])
+@pytest.mark.parametrize("heading", ["Key worker", "Buddy"])
+def test_a_placeholder_instead_of_a_named_person_is_me(workbook, calendar, valid_row, heading, typed):
+    result = one(workbook, calendar, valid_row, **{heading: typed})
+    [issue] = issues(result, "ME")
+    assert issue.column == heading and "placeholder" in issue.message and not result.accepted
+
+
+@pytest.mark.parametrize("named", ["Ms Tbc Smith", "Noneka Obi", "Mr N/A-Reyes"])
+def test_a_name_containing_a_placeholder_word_is_a_name(workbook, calendar, valid_row, named):
+    assert one(workbook, calendar, valid_row, **{"Key worker": named}).accepted
+
+
+@pytest.mark.parametrize("length", [2_400, 32_767])
+def test_text_up_to_excels_own_limit(workbook, calendar, valid_row, length):
+    result = one(workbook, calendar, valid_row, **{"Needs and triggers": "x" * length})
+    assert result.accepted and len(result.referral.needs_and_triggers) == length
+
+
+def test_text_past_excels_limit_is_an_error(tmp_path, calendar, valid_row):
+    """Excel itself cannot hold it; a CSV can."""
+    import csv
+
+    row = base(valid_row, **{"Needs and triggers": "x" * 32_768})
+    path = tmp_path / "referrals.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(row)
+        writer.writerow([v.strftime("%d/%m/%Y") if isinstance(v, date) else v for v in row.values()])
+    [result] = check_sheet(read_referrals(path), RuleContext(calendar, AS_OF))
+    [issue] = [i for i in result.issues if i.column == "Needs and triggers"]
+    assert "32,768 characters" in issue.message and "32,767" in issue.message and not result.accepted
+
+
+@pytest.mark.parametrize("typed", ["31/12/9999", "01/01/1066", "9999-12-31"])
+def test_any_date_at_all_gives_a_message_on_its_cell(workbook, calendar, valid_row, typed):
+    for heading in ("Planned return date", "Decision date", "Date of birth", "IPA start date", "Previous return date"):
+        result = one(workbook, calendar, valid_row, **{heading: typed})
+        [issue] = [i for i in result.issues if i.column == heading and i.is_error]
+        assert "not a plausible date" in issue.message and not result.accepted
+
+
+def test_3_9_referral_ids_differing_only_in_case_are_one_referral(tmp_path, workbook, calendar, valid_row):
+    row = base(valid_row, **{**DIRECTION, "IPA start date": date(2025, 3, 3), "IPA end date": date(2025, 6, 30),
+                             "Decision date": date(2025, 3, 3), "Planned return date": date(2025, 6, 30),
+                             "Referral ID": "l4"})
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        ledger.record_run({"run_id": "R1", "kind": "run", "started_at": now_iso(), "input_name": "autumn.xlsx",
+                           "sha256": "x", "as_of": "2024-09-01", "run_dir": "outbox/R1", "rows": 1, "accepted": 1,
+                           "rejected": 0}, [{"referral_id": "L4", "upn": row["UPN"], "planned_return": date(2025, 1, 6)}])
+        [result] = check(workbook, calendar, [row], as_of=date(2025, 3, 3), ledger=ledger)
+    assert issues(result, "3.9") == []  # L4's earlier run is l4's own referral, not another one
+
+
+def test_a_date_in_the_year_9999_through_the_whole_run_is_a_message_on_its_cell(tmp_path, workbook, valid_row,
+                                                                                monkeypatch):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    path = workbook([valid_row(1), valid_row(2, **{"Planned return date": "31/12/9999"})])
+    result = CliRunner().invoke(main, ["run", str(path), "--as-of", "2026-11-30"])
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.output.lower() and "Traceback" not in result.output
+    assert "is not a plausible date" in result.output and "Planned return date" in result.output

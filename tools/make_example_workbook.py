@@ -23,10 +23,11 @@ from pathlib import Path
 from pipeline.examples import generate_rows, write_rows
 
 OUT = Path(__file__).resolve().parent.parent / "examples" / "referrals-spring-2027.xlsx"
+AS_OF = date(2026, 11, 30)  # the README's `reintegrate run ... --as-of 2026-11-30`
 
 
 def main() -> None:
-    rows = generate_rows(24, seed=27)
+    rows = generate_rows(24, seed=27, decided_from=AS_OF)  # decided by the README's --as-of date
     by_id = {r["Referral ID"]: r for r in rows}
     upn = by_id["HAV-00003"]["UPN"]
     by_id["HAV-00003"]["UPN"] = ("A" if upn[0] != "A" else "B") + upn[1:]
@@ -48,7 +49,7 @@ def main() -> None:
     r["Planned return date"] = date(2027, 1, 11)
     r["Planning meeting date"] = None
     r = by_id["HAV-00023"]
-    r["Decision date"] = date(2026, 12, 1)
+    r["Decision date"] = AS_OF
     r["Planned return date"] = date(2027, 1, 25)
     r["Planning meeting date"] = date(2027, 1, 12)
     if r.get("IPA end date"):

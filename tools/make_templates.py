@@ -367,7 +367,7 @@ def build_plan():
     key_value_table(doc, [
         ("Key worker", "{{ support.key_worker }}", "Buddy", "{{ support.buddy }}"),
         ("Reviews", "Held {{ review_frequency }}", "Settling-in period",
-         "{{ settling_in_period_weeks }} weeks from {{ dates.planned_return }}"),
+         "{{ settling_in_period_weeks }} school weeks from {{ dates.planned_return }}"),
     ])
 
     heading(doc, "4. Reasonable adjustments")
@@ -390,8 +390,9 @@ def build_plan():
 
     heading(doc, "7. Review schedule")
     para(doc, "Reviews are held {{ review_frequency }} through the {{ settling_in_period_weeks }}"
-              "-week settling-in period, skipping school holidays. Week 1 is the week of the "
-              "return.", "Note")
+              "-school-week settling-in period, each on the last school day of its week. Week 1 "
+              "is the seven days from the return; a week wholly in a school holiday does not "
+              "count.", "Note")
     table = new_table(doc, [2.0, 9.0, 6.0], ["Review", "Date", "Settling-in week"])
     loop_rows(table, "r in reviews", ["{{ r.number }}", "{{ r.date }}", "{{ r.week }}"])
 
@@ -475,7 +476,7 @@ def build_invitation():
     para(doc, "{{ pupil.full_name }}, who is currently at {{ placement.provision_name }} "
               "({{ placement.provision_type }}), is ready to return to mainstream school at "
               "{{ placement.receiving_school }}. The decision for {{ pupil.greeting_name }} to "
-              "return was made on {{ dates.decision }} and the planned return date is "
+              "return {{ dates.decision_made }} and the planned return date is "
               "{{ dates.planned_return }}.")
     para(doc, "As {{ pupil.greeting_name }} is reintegrating from {{ placement.provision_name }}, "
               "the receiving school is invited to the reintegration planning meeting (clause "
@@ -505,8 +506,8 @@ def build_request():
     _letter_top(doc, title)
     para(doc, "{{ pupil.full_name }} is moving from {{ placement.provision_name }} to "
               "{{ placement.receiving_school }} through the Fair Access Protocol. The decision for "
-              "{{ pupil.greeting_name }} to move was made on "
-              "{{ dates.decision }} and the planned start date is {{ dates.planned_return }}.")
+              "{{ pupil.greeting_name }} to move {{ dates.decision_made }} and the planned start date "
+              "is {{ dates.planned_return }}.")
     para(doc, "As {{ pupil.greeting_name }} is reintegrating from a school, the Inclusions Team "
               "has been asked to arrange the reintegration planning meeting (clause "
               "{{ letter.clause }} of Havering's Reintegration Policy 2023/24). The meeting will "
