@@ -110,7 +110,7 @@ def _config_hint(config_path, exc: Exception | None = None) -> str:
                 "a new terminal, and run the command again.")
     where = config_path or "reintegrate.toml"
     return (f"Correct it in {_quote(where)} (open it in Notepad: each setting is explained in its comments, "
-            "and in docs/getting-started.md), then run the command again.")
+            "and in the guide: `reintegrate docs getting-started`), then run the command again.")
 
 
 def _template_hint(config) -> str:
@@ -171,7 +171,7 @@ def main():
       reintegrate run referrals.xlsx
 
     Add --help after a command for its options and examples. Every command takes --quiet (only errors
-    and the final line) and --verbose (every warning too). The guide: docs/getting-started.md.
+    and the final line) and --verbose (every warning too). The guide: `reintegrate docs`.
     """
 
 
@@ -200,11 +200,13 @@ class _ProgressBar:
 
 def _report(run, result, spreadsheet, out: Output, *, documents: bool) -> None:
     """One file's results: the header line, what is wrong by row and cell, and what to do next."""
+    from pipeline.summary_table import counts_text
+
     data = run.data
     name = data["input"]
     prefix = f"{name}: " if out.quiet else "  "  # with --quiet each line stands alone
-    out.info(f"{name}: {result.rows} rows, {result.accepted} accepted, {result.rejected} rejected, "
-             f"{result.warnings} warnings -> {result.run_dir}")
+    out.info(f"{name}: {counts_text(result.rows, result.accepted, result.rejected, result.warnings, run.file_warnings)}"
+             f" -> {result.run_dir}")
     for issue in data["file_issues"]:
         line = f"{prefix}{issue['severity']}: {issue['message']}"
         out.problem(line) if issue["severity"] == "error" else out.info(line)
@@ -466,16 +468,19 @@ def send(run_dir, dry_run, resend, config_path, quiet, verbose):
     One message per referral, to the receiving school contact with the inclusions officer in copy, the
     newest plan and the letter attached (and their PDF copies with attach_pdf = true). With transport =
     "files" (the default) the messages are written as Outlook drafts in RUN_DIR/mail/. Only addresses in
-    allowed_domains are ever used. Exits 1 when any message was blocked or failed; what failed is sent by
-    the next `send`. See docs/email.md.
+    allowed_domains are ever used, and each school gets each referral once across the term: what was sent
+    from an earlier run folder is not sent again. Exits 1 when any message was blocked or failed; what
+    failed is sent by the next `send`. RUN_DIR may be the outbox itself: its newest run folder is used.
+    See docs/email.md.
 
     \b
     Examples:
-      reintegrate send outbox/20261129T101500123456Z-ab12 --dry-run
-      reintegrate send outbox/20261129T101500123456Z-ab12
+      reintegrate send outbox --dry-run
+      reintegrate send outbox
     """
     out = _output(quiet, verbose)
     config = _config(config_path, out=out)
+    run_dir = _run_folder(run_dir, out)
     try:
         code = send_after_run(run_dir, config, dry_run=dry_run, resend=resend, out=out)
     except ConfigError as exc:
@@ -488,6 +493,21 @@ def send(run_dir, dry_run, resend, config_path, quiet, verbose):
             "holds only its report.")
         _fail(out, str(exc), hint)
     sys.exit(code)
+
+
+def _run_folder(folder: Path, out: Output) -> Path:
+    """A run folder as given, or for an outbox (a folder of run folders) its newest run folder with
+    documents: run ids sort by time."""
+    if (folder / "manifest.json").is_file() or (folder / "summary.json").is_file():
+        return folder
+    try:
+        runs = sorted(p for p in folder.iterdir() if (p / "manifest.json").is_file())
+    except OSError:
+        return folder
+    if not runs:
+        return folder  # the command then says it is not a run folder
+    out.info(f"Using the newest run folder with documents: {_shown(runs[-1])}")
+    return runs[-1]
 
 
 # -------------------------------------------------------------------------------------- check-templates
@@ -522,10 +542,50 @@ def check_templates_command(folder, quiet, verbose):
     click.echo(f"The templates in {where} are fine: every placeholder can be filled.")
 
 
+# ------------------------------------------------------------------------------------------------- docs
+
+@main.command("docs")
+@click.argument("page", required=False)
+def docs_command(page):
+    """Show where the guide for officers is, and list its pages; with PAGE, show that page.
+
+    The guide ships with reintegrate, so it is there wherever the tool is installed. Its pages are
+    Markdown: plain text that Notepad opens.
+
+    \b
+    Examples:
+      reintegrate docs
+      reintegrate docs getting-started
+    """
+    from pipeline.resources import guide_dir
+
+    folder = guide_dir()
+    if folder is None:
+        raise click.ClickException("the guide is not in this installation; reinstall reintegrate with pip.")
+    pages = sorted(folder.glob("*.md"))
+    if page:
+        wanted = page.removesuffix(".md").strip().casefold()
+        found = [p for p in pages if p.stem.casefold() == wanted]
+        if not found:
+            raise click.UsageError(f"there is no page '{page}'; the pages are: "
+                                   + ", ".join(p.stem for p in pages if p.stem != "README"))
+        click.echo(found[0].read_text(encoding="utf-8"))
+        click.echo(f"(This page is {found[0]}.)")
+        return
+    click.echo(f"The guide for officers is in {folder}")
+    click.echo("Start with getting-started.md. The pages (show one with `reintegrate docs NAME`):")
+    for path in pages:
+        if path.stem == "README":
+            continue
+        title = next((line.lstrip("# ").strip() for line in path.read_text(encoding="utf-8").splitlines()
+                      if line.startswith("# ")), "")
+        click.echo(f"  {path.stem:<20} {title}")
+
+
 # ---------------------------------------------------------------------------------------------- reviews
 
 @main.command()
-@click.argument("tracker", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("tracker", type=click.Path(path_type=Path))
 @outbox_option
 @as_of_option
 @config_option
@@ -537,14 +597,20 @@ def reviews(tracker, outbox, as_of, config_path, quiet, verbose):
     review-state.json in the run folder. The run folder is the tracker's own folder, else --outbox/<run id>.
     Exits 1 when a review is overdue or a tracker row is rejected. See docs/reviews.md.
 
+    TRACKER may also be a run folder, or the outbox itself (its newest run folder): its review-tracker.xlsx
+    is used.
+
     \b
-    Example:
-      reintegrate reviews outbox/20261129T101500123456Z-ab12/review-tracker.xlsx --as-of 2027-03-01
+    Examples:
+      reintegrate reviews outbox --as-of 2027-03-01
+      reintegrate reviews outbox
     """
     from pipeline.reviews import review_tracker
 
     out = _output(quiet, verbose)
     config = _config(config_path, outbox, out)
+    if tracker.is_dir():
+        tracker = _run_folder(tracker, out) / "review-tracker.xlsx"
     progress = _ProgressBar("Writing reviewed plans") if out.progress else None
     try:
         report = review_tracker(tracker, outbox=config.outbox, as_of=as_of, config=config, progress=progress)

@@ -20,11 +20,11 @@ Contract (other modules rely on these names; keys may be added, never removed)::
     referral_id, run_id, generated_on, provisional_note (str or None)
     pupil{forename, surname, preferred_name, greeting_name, full_name, upn, date_of_birth,
           year_group, sen_status, looked_after, social_worker}
-    parent{name, email, phone}
+    parent{name, email, phone, contact ("Email: ...\nPhone: ..." with only those recorded)}
     placement{reason, via_fap, provision_type, provision_name, referring_school, receiving_school,
               receiving_contact, receiving_email, ipa_reference, ipa_start, ipa_end,
               ipa_dates ("<start> to <end>")}
-    dates{decision, decision_made ("was made on ..." or "is to be made on ..."), planned_return,
+    dates{decision, planning_meeting_time, planning_meeting_venue ("To be arranged" when blank), decision_made ("was made on ..." or "is to be made on ..."), planned_return,
           planning_meeting, previous_return, short{...}}
     support{key_worker, buddy, adjustments[str], strengths, needs, additional_support}
     review_frequency_weeks, settling_in_period_weeks, review_frequency (e.g. "every 2 weeks")
@@ -293,6 +293,10 @@ def build_context(referral: Referral, reviews: list[date], *, run_id: str, gener
             "name": r.parent_carer_name,
             "email": _text(r.parent_carer_email),
             "phone": _text(r.parent_carer_phone),
+            # each labelled, only those recorded: never an unlabelled "None recorded" under an email
+            "contact": "\n".join(f"{label}: {value}" for label, value in
+                                  (("Email", r.parent_carer_email), ("Phone", r.parent_carer_phone)) if value)
+                       or NONE_RECORDED,
         },
         "placement": {
             "reason": r.reintegration_reason,
@@ -316,6 +320,8 @@ def build_context(referral: Referral, reviews: list[date], *, run_id: str, gener
                               else f"was made on {long_date(r.decision_date)}"),
             "planned_return": long_date(r.planned_return_date),
             "planning_meeting": long_date(r.planning_meeting_date, TO_BE_ARRANGED),
+            "planning_meeting_time": _text(r.planning_meeting_time, TO_BE_ARRANGED),
+            "planning_meeting_venue": _text(r.planning_meeting_venue, TO_BE_ARRANGED),
             "previous_return": long_date(r.previous_return_date),
             "short": {
                 "decision": short_date(r.decision_date),

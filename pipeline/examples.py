@@ -43,6 +43,12 @@ def _school_day_on_or_before(calendar: SchoolCalendar, day: date) -> date:
     return day
 
 
+def _meeting_day(calendar: SchoolCalendar, decided: date, returning: date) -> date:
+    """A school day soon after the decision and before the return (the decision day itself if none is)."""
+    day = calendar.next_school_day(decided + timedelta(days=2))
+    return day if day < returning else decided
+
+
 def generate_rows(n: int, *, seed: int = 2026, calendar: SchoolCalendar | None = None,
                   decided_from: date = date(2026, 11, 30)) -> list[dict]:
     """`n` valid referral rows as {SPEC heading: value}: decided by `decided_from`, returning after it."""
@@ -91,7 +97,7 @@ def generate_rows(n: int, *, seed: int = 2026, calendar: SchoolCalendar | None =
             "IPA start date": ipa_start if ipa else None,
             "IPA end date": returning - timedelta(days=1) if ipa else None,
             "Decision date": decided, "Planned return date": returning,
-            "Planning meeting date": rng.choice([None, decided + timedelta(days=2) if decided + timedelta(days=2) < returning else decided]),
+            "Planning meeting date": rng.choice([None, _meeting_day(calendar, decided, returning)]),
             "Previous return date": None,
             "Key worker": rng.choice(["Mr D Harris (learning mentor)", "Ms K Boateng (pastoral lead)"]),
             "Buddy": rng.choice(["A Year 10 peer mentor", "Form buddy chosen by tutor"]),
@@ -103,6 +109,12 @@ def generate_rows(n: int, *, seed: int = 2026, calendar: SchoolCalendar | None =
             "Settling-in period (weeks)": rng.choice([None, 6, 8]),
             "Inclusions officer": officer, "Inclusions officer email": officer_email,
         }
+        # drawn apart, so a seed gives the same pupils as before these columns existed
+        extra = random.Random(seed * 100_003 + i)
+        has_meeting = row["Planning meeting date"] is not None
+        row["Planning meeting time"] = extra.choice(["10:00", "13:30", "15:45"]) if has_meeting else None
+        row["Planning meeting venue"] = (extra.choice(["Receiving school, meeting room 1", "Online (Teams)",
+                                                       "Havering Town Hall, Romford"]) if has_meeting else None)
         rows.append(row)
     return rows
 

@@ -393,6 +393,7 @@ class Outcome:
     reason: str | None = None  # failed: the note's sentence; duplicate: the earlier run
     summary: str | None = None  # for the log: never the file's content
     recovered: bool = False
+    run_dir: str | None = None  # processed: the run folder, whose validation report lists the rejected rows
 
     @property
     def exit_code(self) -> int | None:
@@ -407,6 +408,10 @@ class Outcome:
         if self.status == "processed":
             text = (f"run {self.run_id}: {self.rows} rows, {self.accepted} accepted, {self.rejected} rejected"
                     f" -> processed/{self.run_id}/")
+            if self.rejected:  # processed, but not done with: say where the rows to fix are listed
+                report = f"{self.run_dir}/validation-report.xlsx" if self.run_dir else "its validation-report.xlsx"
+                text += (f"; {self.rejected} row{'s' if self.rejected != 1 else ''} REJECTED: fix the cells listed in "
+                         f"{report} and save the workbook into the inbox again")
         elif self.status == "failed":
             text = f"failed -> failed/{dest}: {self.summary or self.reason}"
         elif self.status == "duplicate":
@@ -453,7 +458,7 @@ def _finish_processed(c: Claim, info: dict, *, recovered: bool = False) -> Outco
     dest = _place(c, c.inbox / PROCESSED / run_id, state)
     release(c)
     return Outcome(c.input.name, "processed", dest, run_id, info["rows"],
-                   info["accepted"], info["rejected"], recovered=recovered)
+                   info["accepted"], info["rejected"], recovered=recovered, run_dir=info.get("run_dir"))
 
 
 def _finish_noted(c: Claim, state: dict, *, recovered: bool = False) -> Outcome:
@@ -577,7 +582,7 @@ def process_claimed(c: Claim, config: Config, *, as_of: date | None = None, docu
             _return_to_inbox(c)  # interrupted (Ctrl-C): as if never taken
             raise
     return _finish_processed(c, {"run_id": result.run_id, "rows": result.rows, "accepted": result.accepted,
-                                 "rejected": result.rejected})
+                                 "rejected": result.rejected, "run_dir": str(result.run_dir)})
 
 
 def recover(inbox: str | Path, *, quiet: float = DEFAULT_SETTLE, skip: set[Path] = frozenset()) -> list[Outcome]:

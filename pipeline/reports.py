@@ -11,11 +11,12 @@ from pipeline.files import atomic_path, write_text
 from pipeline.ingest import Sheet
 from pipeline.rules import RowResult
 from pipeline.workbooks import Formats, kind_of, new_workbook, print_setup, write_value
-from pipeline.xlsx_rows import RowsWorksheet
+from pipeline.xlsx_rows import Link, RowsWorksheet
 
 ERROR_FILL = "#FFC7CE"
 WARNING_FILL = "#FFEB9C"
-ISSUE_HEADINGS = ("Row", "Cell", "Heading", "Value", "Rule", "Severity", "Message")
+ISSUE_HEADINGS = ("Referral ID", "Row", "Cell", "Heading", "Value", "Rule", "Severity", "Message")
+ISSUE_WIDTHS = (14, 6, 8, 22, 22, 9, 9, 90)  # the Message column wraps: readable and printable without resizing
 
 
 def summary(*, input_name: str, sha256: str, run_id: str, as_of, sheet: Sheet, results: list[RowResult],
@@ -73,76 +74,104 @@ def report_sheet_name(name: str | None) -> str:
     return "Referrals (input)" if name.casefold() == "issues" else name
 
 
+def comment_text(issue) -> str:
+    """A cell comment: `Error: 3.1: ...`, the rule said once (messages that cite their clause start with it)."""
+    lead = issue.severity.capitalize()
+    if issue.message.startswith(f"{issue.rule}:"):
+        return f"{lead}: {issue.message}"
+    return f"{lead} ({issue.rule}): {issue.message}"
+
+
 def write_validation_report(path: Path, sheet: Sheet, results: list[RowResult]) -> None:
-    """The input rows where they stood, faulty cells filled and commented, and an Issues sheet."""
+    """An Issues sheet first (the one it opens on): one line per issue, its cell a link to the highlighted cell;
+    then the input rows where they stood, faulty cells filled and commented."""
     with atomic_path(path) as tmp:
         wb = new_workbook(tmp)
         fmt = Formats(wb)
-        ws = wb.add_worksheet(report_sheet_name(sheet.name), worksheet_class=RowsWorksheet)
         issues_ws = wb.add_worksheet("Issues", worksheet_class=RowsWorksheet)
-
-        for number, cells in sheet.title_rows:
-            for col, value in enumerate(cells):
-                if value is not None:
-                    write_value(ws, number - 1, col, value, fmt)
-        # the status column goes after everything the sheet holds, notes typed right of the table included
-        width = max(len(sheet.headings), *(len(r.cells) for r in sheet.rows), *(len(c) for _, c in sheet.title_rows), 1)
-        quoted_heading = fmt.derived("text", bold=True, bg_color="#1F4E79", font_color="#FFFFFF", text_wrap=True,
-                                     border=1, quote_prefix=True)
-        for col, value in enumerate(sheet.headings):
-            if value is not None:
-                text = str(value)
-                ws.write_string(sheet.heading_row - 1, col, text,
-                                quoted_heading if kind_of(text) == "quoted" else fmt.heading)
-        status_col = width
-        ws.write_string(sheet.heading_row - 1, status_col, "Status (reintegrate)", fmt.heading)
-        ws.freeze_panes(sheet.heading_row, 0)
-
-        by_row = {r.number: r for r in results}
-        letters_to_index = {c.letter: c.index for c in sheet.columns.values()}
-        accepted_fmt = fmt.derived("text", bold=True, font_color="#006100")
-        rejected_fmt = fmt.derived("text", bold=True, font_color="#9C0006")
-        fills = {ERROR: {"bg_color": ERROR_FILL}, WARNING: {"bg_color": WARNING_FILL}}
-        for input_row in sheet.rows:  # whole rows at once (RowsWorksheet): a cell each as write_value writes it
-            result = by_row.get(input_row.number)
-            marks: dict[int, list] = {}
-            for issue in result.issues if result else ():
-                if issue.cell:
-                    index = letters_to_index.get(issue.cell.rstrip("0123456789"))
-                    if index is not None:
-                        marks.setdefault(index, []).append(issue)
-            props = {}
-            for col, found in sorted(marks.items()):
-                props[col] = fills[ERROR if any(i.is_error for i in found) else WARNING]
-                ws.write_comment(input_row.number - 1, col, "\n".join(f"{i.severity.upper()} {i.rule}: {i.message}" for i in found),
-                                 {"x_scale": 3, "y_scale": 2, "author": "reintegrate"})
-            cells = input_row.cells
-            if marks and max(marks) >= len(cells):  # a faulty blank cell after the row's last value
-                cells = (*cells, *(None,) * (max(marks) + 1 - len(cells)))
-            extra = ((status_col, "Accepted" if result.accepted else "Rejected",
-                      accepted_fmt if result.accepted else rejected_fmt),) if result else ()
-            ws.add_row(input_row.number - 1, cells, fmt, props=props, extra=extra)
-        for col in range(width + 1):
-            ws.set_column(col, col, 18)
-
-        for col, heading in enumerate(ISSUE_HEADINGS):
-            issues_ws.write_string(0, col, heading, fmt.heading)
-        n = 0
-        for issue in sheet.file_issues:
-            n += 1
-            _issue_row(issues_ws, n, issue, fmt)
-        for result in results:
-            for issue in result.issues:
-                n += 1
-                _issue_row(issues_ws, n, issue, fmt)
-        issues_ws.freeze_panes(1, 0)
-        print_setup(issues_ws)
-        issues_ws.autofilter(0, 0, max(n, 1), len(ISSUE_HEADINGS) - 1)
-        for col, w in enumerate((6, 8, 24, 24, 10, 10, 100)):
-            issues_ws.set_column(col, col, w)
+        copy_name = report_sheet_name(sheet.name)
+        ws = wb.add_worksheet(copy_name, worksheet_class=RowsWorksheet)
+        issues_ws.activate()
+        _write_issues(issues_ws, sheet, results, fmt, copy_name)
+        _write_rows_copy(ws, sheet, results, fmt)
         wb.close()
 
 
-def _issue_row(ws: RowsWorksheet, n: int, issue, fmt: Formats) -> None:
-    ws.add_row(n, (issue.row, issue.cell, issue.column, issue.value, issue.rule, issue.severity, issue.message), fmt,
-               blanks=True)
+def _write_rows_copy(ws: RowsWorksheet, sheet: Sheet, results: list[RowResult], fmt: Formats) -> None:
+    for number, cells in sheet.title_rows:
+        for col, value in enumerate(cells):
+            if value is not None:
+                write_value(ws, number - 1, col, value, fmt)
+    # the status column goes after everything the sheet holds, notes typed right of the table included
+    width = max(len(sheet.headings), *(len(r.cells) for r in sheet.rows), *(len(c) for _, c in sheet.title_rows), 1)
+    quoted_heading = fmt.derived("text", bold=True, bg_color="#1F4E79", font_color="#FFFFFF", text_wrap=True,
+                                 border=1, quote_prefix=True)
+    for col, value in enumerate(sheet.headings):
+        if value is not None:
+            text = str(value)
+            ws.write_string(sheet.heading_row - 1, col, text,
+                            quoted_heading if kind_of(text) == "quoted" else fmt.heading)
+    status_col = width
+    ws.write_string(sheet.heading_row - 1, status_col, "Status (reintegrate)", fmt.heading)
+    ws.freeze_panes(sheet.heading_row, 1)
+
+    by_row = {r.number: r for r in results}
+    letters_to_index = {c.letter: c.index for c in sheet.columns.values()}
+    accepted_fmt = fmt.derived("text", bold=True, font_color="#006100")
+    rejected_fmt = fmt.derived("text", bold=True, font_color="#9C0006")
+    fills = {ERROR: {"bg_color": ERROR_FILL}, WARNING: {"bg_color": WARNING_FILL}}
+    for input_row in sheet.rows:  # whole rows at once (RowsWorksheet): a cell each as write_value writes it
+        result = by_row.get(input_row.number)
+        marks: dict[int, list] = {}
+        for issue in result.issues if result else ():
+            if issue.cell:
+                index = letters_to_index.get(issue.cell.rstrip("0123456789"))
+                if index is not None:
+                    marks.setdefault(index, []).append(issue)
+        props = {}
+        for col, found in sorted(marks.items()):
+            props[col] = fills[ERROR if any(i.is_error for i in found) else WARNING]
+            ws.write_comment(input_row.number - 1, col, "\n".join(comment_text(i) for i in found),
+                             {"x_scale": 3, "y_scale": 2, "author": "reintegrate"})
+        cells = input_row.cells
+        if marks and max(marks) >= len(cells):  # a faulty blank cell after the row's last value
+            cells = (*cells, *(None,) * (max(marks) + 1 - len(cells)))
+        extra = ((status_col, "Accepted" if result.accepted else "Rejected",
+                  accepted_fmt if result.accepted else rejected_fmt),) if result else ()
+        ws.add_row(input_row.number - 1, cells, fmt, props=props, extra=extra)
+    for col in range(width + 1):
+        ws.set_column(col, col, 18)
+    # printed: landscape A4, the headings and the Referral ID column on every page, two pages across
+    print_setup(ws, pages_wide=2)
+    ws.repeat_rows(sheet.heading_row - 1)
+    ws.repeat_columns(0)
+
+
+LINE_POINTS = 15  # a line of 11-point text
+MESSAGE_LINE = ISSUE_WIDTHS[-1] - 12  # characters a line of the Message column holds, with room for a wider font
+
+
+def _wrapped_height(message: str) -> float:
+    """The row height that shows the whole wrapped message (Excel and LibreOffice keep a set height)."""
+    lines = max(1, -(-len(message) // MESSAGE_LINE))
+    return LINE_POINTS * min(lines, 20)
+
+
+def _write_issues(ws: RowsWorksheet, sheet: Sheet, results: list[RowResult], fmt: Formats, copy_name: str) -> None:
+    for col, heading in enumerate(ISSUE_HEADINGS):
+        ws.write_string(0, col, heading, fmt.heading)
+    centred = {"align": "center"}
+    target = "#'" + copy_name.replace("'", "''") + "'!"  # a link into the copy of the input rows
+    props = {1: centred, 2: {**centred, "font_color": "#0563C1", "underline": 1}, 7: {"text_wrap": True}}
+    n = 0
+    for referral_id, issue in [*((None, i) for i in sheet.file_issues),
+                               *((r.referral_id, i) for r in results for i in r.issues)]:
+        n += 1
+        link = Link(f"{target}{issue.cell}", issue.cell) if issue.cell else None
+        ws.add_row(n, (referral_id, issue.row, link, issue.column, issue.value, issue.rule, issue.severity,
+                       issue.message), fmt, blanks=True, props=props, height=_wrapped_height(issue.message))
+    ws.freeze_panes(1, 0)
+    print_setup(ws)
+    ws.autofilter(0, 0, max(n, 1), len(ISSUE_HEADINGS) - 1)
+    for col, w in enumerate(ISSUE_WIDTHS):
+        ws.set_column(col, col, w)

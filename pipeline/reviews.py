@@ -153,7 +153,9 @@ def _check_file(path: Path) -> None:
     from pipeline.ingest import sniff
 
     if not path.is_file():
-        raise InputError(path, "the file does not exist" if not path.exists() else "this is a folder, not a review tracker")
+        folder = "the current folder" if str(path.parent) == "." else f"the folder {path.parent}"
+        raise InputError(path, f"there is no such file in {folder}" if not path.exists()
+                         else "this is a folder, not a review tracker")
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
         raise InputError(path, "this is not the review tracker workbook: give the review-tracker.xlsx that "
                                "`reintegrate run` wrote (saved as .xlsx, so it keeps its run id)")

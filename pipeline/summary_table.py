@@ -69,6 +69,7 @@ class Totals:
     accepted: int = 0
     rejected: int = 0
     warnings: int = 0
+    file_warnings: int = 0  # about a whole file (an unknown column, provisional term dates), not a row
     rejected_by_rule: Counter = field(default_factory=Counter)  # rule -> rows rejected under it
     warnings_by_rule: Counter = field(default_factory=Counter)  # rule -> warnings on rows
 
@@ -81,6 +82,7 @@ def totals(runs: list[RunSummary], unreadable: int = 0) -> Totals:
         t.accepted += d["accepted"]
         t.rejected += d["rejected"]
         t.warnings += d["warnings"]  # warnings on rows, as summary.json counts them
+        t.file_warnings += run.file_warnings
         for referral in d["referrals"]:
             rules = {i["rule"] for i in referral["issues"] if i["severity"] == "error"}
             if referral["status"] == "rejected":
@@ -95,6 +97,13 @@ def _fit(text: str, width: int) -> str:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def counts_text(rows: int, accepted: int, rejected: int, warnings: int, file_warnings: int) -> str:
+    """`24 rows, 15 accepted, 9 rejected, 2 warnings on rows and 2 about the file`: one wording everywhere."""
+    about = f" and {file_warnings} about the file" if file_warnings else ""
+    return (f"{_plural(rows, 'row')}, {accepted} accepted, {rejected} rejected, "
+            f"{_plural(warnings, 'warning')} on rows{about}")
 
 
 def _folder(run: RunSummary) -> str:
@@ -164,8 +173,7 @@ def summary_table(runs: list[RunSummary], *, documents: bool, unreadable: list[s
 def final_line(runs: list[RunSummary], *, documents: bool, unreadable: int = 0) -> str:
     """The last line of every run, even with --quiet."""
     t = totals(runs, unreadable)
-    counts = (f"{_plural(t.rows, 'row')}, {t.accepted} accepted, {t.rejected} rejected, "
-              f"{_plural(t.warnings, 'warning')}")
+    counts = counts_text(t.rows, t.accepted, t.rejected, t.warnings, t.file_warnings)
     if not runs:
         return f"Done: no file could be read ({_plural(unreadable, 'file')} with errors above)."
     where = _folder(runs[0]) if len(runs) == 1 else f"{len(runs)} run folders in {_folder_parent(runs)}"

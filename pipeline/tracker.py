@@ -42,8 +42,10 @@ def write_tracker(path: Path, rows: list[tuple], *, run_id: str) -> None:
         ws.set_row(0, 20)
         for col, heading in enumerate(HEADINGS):
             ws.write_string(0, col, heading, fmt.heading)
+        # the review number centred, so it never reads as one with the date beside it ("125/01/2027")
+        centred = {HEADINGS.index("Review"): {"align": "center"}}
         for r, values in enumerate(rows, start=1):  # whole rows: each cell as write_value writes it
-            ws.add_row(r, values, fmt, blanks=True)
+            ws.add_row(r, values, fmt, blanks=True, props=centred)
         last = max(len(rows), 1)
         status_col = HEADINGS.index("Status")
         date_col = HEADINGS.index("Date")

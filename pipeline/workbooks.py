@@ -71,12 +71,12 @@ def write_value(ws, row: int, col: int, value, formats: Formats, **props) -> Non
         ws.write_string(row, col, str(value), fmt)
 
 
-def print_setup(ws, *, landscape: bool = True) -> None:
-    """A4, one page wide, heading row repeated, protective marking on every printed page."""
+def print_setup(ws, *, landscape: bool = True, pages_wide: int = 1) -> None:
+    """A4, `pages_wide` pages across, heading row repeated, protective marking on every printed page."""
     ws.set_paper(9)
     if landscape:
         ws.set_landscape()
-    ws.fit_to_pages(1, 0)
+    ws.fit_to_pages(pages_wide, 0)
     ws.repeat_rows(0)
     ws.set_header("&L&8London Borough of Havering - Inclusions Team&C&8&\"-,Bold\"OFFICIAL-SENSITIVE")
     ws.set_footer("&C&8&\"-,Bold\"OFFICIAL-SENSITIVE&R&8Page &P of &N")

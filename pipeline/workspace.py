@@ -145,18 +145,20 @@ WHAT IS HERE
    The summary at the end says where everything is.
 
 5. EMAIL THEM: first see who gets what, then write Outlook drafts
-     reintegrate send outbox/<run id> --dry-run
-     reintegrate send outbox/<run id>
-   The drafts are in outbox/<run id>/mail: open each and press Send.
+     reintegrate send outbox --dry-run
+     reintegrate send outbox
+   (outbox means its newest run folder.) The drafts are in that folder's
+   mail folder: open each and press Send. Each school gets each referral
+   once: sending again after a new run sends only what is new or changed.
 
 6. RECORD THE REVIEWS in outbox/<run id>/review-tracker.xlsx, then
-     reintegrate reviews outbox/<run id>/review-tracker.xlsx
+     reintegrate reviews outbox
 
 After editing a template in Word:   reintegrate check-templates
 Exit codes (for scripts): 0 all fine; 1 something to act on (rows rejected,
 reviews overdue, mail not sent); 2 a file or setting could not be used.
-The full guide is the docs folder of reintegrate's source, starting with
-docs/getting-started.md (ask whoever installed it where that is).
+The full guide ships with reintegrate: `reintegrate docs` says where it is
+and lists its pages; `reintegrate docs getting-started` shows the first.
 """
 
 

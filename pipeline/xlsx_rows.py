@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from math import isfinite
+from typing import NamedTuple
+from xml.sax.saxutils import escape
 
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import Worksheet
@@ -38,6 +40,20 @@ except ImportError:  # older XlsxWriter counted characters
 from pipeline.workbooks import RISKY_START, Formats
 
 _COLUMNS = [xl_col_to_name(c) for c in range(16384)]
+
+
+class Link(NamedTuple):
+    """A cell that links elsewhere (`#'Sheet'!B7` for a cell of this workbook), shown as `text`. Written as
+    a HYPERLINK formula of our own making, never from input: XlsxWriter's hyperlinks stop at Excel's 65,530
+    a sheet, and a report can have more issues than that."""
+
+    target: str
+    text: str
+
+    def xml(self, ref: str, xf: int) -> str:
+        target, text = (part.replace('"', '""') for part in (self.target, self.text))
+        formula = escape(f'HYPERLINK("{target}","{text}")')
+        return f'<c r="{ref}" s="{xf}" t="str"><f>{formula}</f><v>{escape(self.text)}</v></c>'
 
 
 class RowsWorksheet(Worksheet):
@@ -65,10 +81,12 @@ class RowsWorksheet(Worksheet):
         return serial
 
     def add_row(self, row: int, values, formats: Formats, *, blanks: bool = False, props: dict | None = None,
-                extra: tuple = ()) -> None:
+                extra: tuple = (), height: float | None = None) -> None:
         """Write `values` into row `row` (0-based) from column A, each as `write_value(ws, row, col, value,
         formats, **props[col])` would. A None is a formatted blank cell when `blanks` or when the column has
-        `props`, and no cell otherwise. `extra` is (column, text, format) cells written as `write_string`."""
+        `props`, and no cell otherwise. `extra` is (column, text, format) cells written as `write_string`.
+        `height` (points) sets the row's height, as `set_row` would: for wrapped text, since not every
+        spreadsheet program fits the row to it when opening the file."""
         if self._first_added is None:
             if self.constant_memory:
                 raise ValueError("add_row needs a workbook without constant_memory")
@@ -85,12 +103,17 @@ class RowsWorksheet(Worksheet):
             base_xfs = self._xf[("base", id(formats))] = (
                 self._xf_index(formats.text), self._xf_index(formats.quoted), self._xf_index(formats.date))
         text_xf, quoted_xf, date_xf = base_xfs
-        parts = [f'<row r="{number}">']
+        parts = [f'<row r="{number}">' if height is None else f'<row r="{number}" ht="{height:g}" customHeight="1">']
         append = parts.append
         used = []  # columns written
         added = 0  # strings looked up
         for col, value in enumerate(values):
             kind = value.__class__
+            if kind is Link:
+                xf = self._xf_index(formats.derived("text", **props[col])) if props and col in props else text_xf
+                append(value.xml(f"{_COLUMNS[col]}{number}", xf))
+                used.append(col)
+                continue
             if (kind is datetime or kind is date) and not props:  # dates, whole numbers: the next most common
                 append(f'<c r="{_COLUMNS[col]}{number}" s="{date_xf}"><v>{serials.get(value) or self._serial(value)}</v></c>')
                 used.append(col)

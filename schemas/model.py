@@ -40,6 +40,8 @@ class Referral:
     ipa_start_date: date | None = None
     ipa_end_date: date | None = None
     planning_meeting_date: date | None = None
+    planning_meeting_time: str | None = None  # as typed, or HH:MM from an Excel time
+    planning_meeting_venue: str | None = None
     previous_return_date: date | None = None
     strengths_and_interests: str | None = None
     needs_and_triggers: str | None = None

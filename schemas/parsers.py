@@ -213,4 +213,6 @@ def parse_uk_phone(value) -> str:
         digits = "0" + digits[4:].removeprefix("0")
     if not re.fullmatch(r"0\d{9,10}", digits) or digits[1] in "0":
         raise ValueError("this is not a UK phone number (e.g. 01708 433 000 or 07700 900123)")
-    return digits
+    if text.isdigit() and len(digits) == 11:  # typed (or stored) without spaces: the usual 5-6 grouping
+        return f"{digits[:5]} {digits[5:]}"
+    return " ".join(text.split())  # as the officer typed it, spaces and all

@@ -9,6 +9,7 @@ it, and its error messages are keyed by heading so every message can name its ce
 from __future__ import annotations
 
 import re
+from datetime import datetime, time
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
@@ -55,6 +56,18 @@ def _text(value) -> str:
     if len(text) > MAX_TEXT:
         raise ValueError(f"the text is {len(text):,} characters long; at most {MAX_TEXT:,} are allowed")
     return text
+
+
+def _time_text(value) -> str:
+    """A time as Excel stores one typed as 10:00 (a time, or a fraction of a day), or the text typed."""
+    if isinstance(value, datetime):
+        value = value.time()
+    if isinstance(value, time):
+        return f"{value.hour:02d}:{value.minute:02d}"
+    if isinstance(value, float) and 0 <= value < 1:
+        minutes = round(value * 24 * 60)
+        return f"{minutes // 60:02d}:{minutes % 60:02d}"
+    return _text(value)
 
 
 # what officers type while a person is still to be found (SPEC 2): not a named key worker or buddy
@@ -218,6 +231,11 @@ class ReferralSchema(Schema):
                                       hint="School weeks of settling in, 2 to 16 (blank means 6); the last review is at its end.")
     inclusions_officer = text("Inclusions officer", required=True, aliases=("Officer",))
     inclusions_officer_email = email("Inclusions officer email", required=True, aliases=("Officer email",))
+    # SPEC 2: optional, after every other column so a workbook made before them keeps its column letters
+    planning_meeting_time = _field("Planning meeting time", _time_text, aliases=("Meeting time",),
+                                 hint="Printed in the letter and the plan, e.g. 10:00 (blank: To be arranged).")
+    planning_meeting_venue = text("Planning meeting venue", aliases=("Meeting venue", "Meeting place"),
+                                  hint="Printed in the letter and the plan, e.g. Olive Academy, meeting room 2.")
 
 
 

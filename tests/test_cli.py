@@ -183,7 +183,7 @@ def test_the_summary_fits_one_screen_and_counts_rejections_by_rule(example_run):
     assert f"Where the files are: outbox/{run_dir.name}/" in table
     assert any(line.split()[:2] == ["plans/,", "letters/"] and "15 plans and 15 meeting letters (Word)" in line
                for line in table)
-    assert table[-1] == f"Done: 24 rows, 15 accepted, 9 rejected, 2 warnings. Files: outbox/{run_dir.name}/"
+    assert table[-1] == f"Done: 24 rows, 15 accepted, 9 rejected, 2 warnings on rows and 2 about the file. Files: outbox/{run_dir.name}/"
 
 
 def test_the_terminal_shows_ids_cells_and_messages_never_personal_data(example_run):
@@ -217,7 +217,7 @@ def test_quiet_prints_only_errors_and_the_final_line(tmp_path, monkeypatch):
     assert result.exit_code == 1 and result.stderr == ""
     *errors, last = result.stdout.splitlines()
     assert len(errors) == 9 and all(line.startswith("referrals-spring-2027.xlsx: row ") for line in errors)
-    assert last.startswith("Done: 24 rows, 15 accepted, 9 rejected, 2 warnings. Files: outbox/")
+    assert last.startswith("Done: 24 rows, 15 accepted, 9 rejected, 2 warnings on rows and 2 about the file. Files: outbox/")
     good = write_rows(tmp_path / "good.xlsx", [])
     result = cli("run", good, "-q", "--as-of", AS_OF)
     assert result.exit_code == 0 and len(result.stdout.splitlines()) == 1  # only the final line
@@ -248,7 +248,7 @@ def test_several_files_one_table(tmp_path, monkeypatch, valid_row):
     assert [line.split() for line in table if line.startswith("  all ")] == [["all", "25", "16", "9", "2"]]
     assert "Where the files are: one run folder for each file" in table
     assert "Next: make the plans and letters with: reintegrate run " + str(good) in result.stdout
-    assert table[-1] == "Done: 25 rows, 16 accepted, 9 rejected, 2 warnings; 1 file could not be read. " \
+    assert table[-1] == "Done: 25 rows, 16 accepted, 9 rejected, 2 warnings on rows and 3 about the file; 1 file could not be read. " \
                         "Files: 2 run folders in outbox/"
 
 
@@ -319,7 +319,7 @@ def test_pdf_copies_are_counted_and_failures_named_by_referral_id(tmp_path, monk
     result = cli("run", path, "--as-of", AS_OF, "--pdf")
     assert result.exit_code == 0, result.output
     assert "(Word and PDF)" in result.stdout and result.stdout.splitlines()[-1].startswith(
-        "Done: 2 rows, 2 accepted, 0 rejected, 0 warnings, 4 PDF copies.")
+        "Done: 2 rows, 2 accepted, 0 rejected, 0 warnings on rows and 1 about the file, 4 PDF copies.")
     rows[1]["Referral ID"] = "HAV-bad"  # the stand-in cannot convert a file with "bad" in its name
     monkeypatch.setenv("FAKE_MODE", "bad")
     result = cli("run", write_rows(tmp_path / "again.xlsx", rows), "--as-of", AS_OF, "--pdf")
@@ -412,5 +412,6 @@ def test_a_validate_folder_given_to_send_or_reviews_says_which_folder_to_use(tmp
     assert sent.exit_code == 2 and sent.stderr.startswith("Error: manifest.json: the run folder has no manifest.json")
     assert "Use the folder that `reintegrate run` named (it has a plans/ folder)" in sent.stdout
     reviewed = cli("reviews", folder / "review-tracker.xlsx")
-    assert reviewed.exit_code == 2 and reviewed.stderr == "Error: review-tracker.xlsx: the file does not exist\n"
+    assert reviewed.exit_code == 2 and reviewed.stderr == (
+        f"Error: review-tracker.xlsx: there is no such file in the folder {folder}\n")
     assert "Use the review-tracker.xlsx in a folder that `reintegrate run` made" in reviewed.stdout

@@ -364,6 +364,9 @@ def test_once_moves_every_file_to_its_place(tmp_path):
     [line] = [l for l in lines if " week49.xlsx: " in l]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d week49\.xlsx: run \S+: 2 rows, 1 accepted, 1 rejected -> .*",
                         line)
+    # processed, but the officer has rows to fix: the line says so, and where they are listed
+    run_id = re.search(r": run (\S+):", line)[1]
+    assert f"; 1 row REJECTED: fix the cells listed in {tmp_path / 'outbox' / run_id / 'validation-report.xlsx'}" in line
     log = result.stdout + result.stderr
     assert not [name for name in pupil_names([(1, 3), (2, 2)]) if re.search(rf"\b{re.escape(name)}\b", log)]
 

@@ -205,8 +205,10 @@ def test_yes_no_rejects_other_words():
         parse_yes_no("maybe")
 
 
-@pytest.mark.parametrize("typed, expected", [("01708 433000", "01708433000"), ("+44 7700 900123", "07700900123"),
-                                             ("(01708) 433-000", "01708433000"), (7700900123, "07700900123")])
+@pytest.mark.parametrize("typed, expected", [("01708 433000", "01708 433000"), ("07700 900123", "07700 900123"),
+                                             ("+44 7700 900123", "+44 7700 900123"),
+                                             ("(01708)  433-000", "(01708) 433-000"), (7700900123, "07700 900123"),
+                                             ("07700900123", "07700 900123")])
 def test_uk_phones(typed, expected):
     assert parse_uk_phone(typed) == expected
 

@@ -375,7 +375,7 @@ def test_unreadable_tracker(tmp_path):
     wb.save(other)
     with pytest.raises(InputError, match="no sheet has the review tracker's headings"):
         read_tracker(other)
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(InputError, match="there is no such file in the folder"):
         read_tracker(tmp_path / "missing.xlsx")
 
 
@@ -403,7 +403,7 @@ def test_cli(make_run, tmp_path):
     assert result.exit_code == 2 and result.output.startswith("Error: broken.xlsx: ")
     assert "Traceback" not in result.output and result.output.count("\n") == 1
     help_text = runner.invoke(main, ["reviews", "--help"]).output
-    assert "Example:" in help_text and "--outbox" in help_text and "--as-of" in help_text
+    assert "Examples:" in help_text and "--outbox" in help_text and "--as-of" in help_text
 
 
 @pytest.mark.parametrize("typed, status", [("Held", "Held"), (" held ", "Held"), ("HELD", "Held"),

@@ -84,7 +84,8 @@ def test_validation_report_highlights_and_comments_faulty_cells(validated):
     wb = openpyxl.load_workbook(result.run_dir / "validation-report.xlsx")
     sheet = wb["Referrals"]
     assert sheet["A1"].value == "London Borough of Havering – Inclusions Team"  # title rows kept where they were
-    assert sheet["A4"].value == "Referral ID" and sheet.freeze_panes == "A5"
+    assert sheet["A4"].value == "Referral ID" and sheet.freeze_panes == "B5"  # headings and Referral ID stay in view
+    assert wb.sheetnames[0] == "Issues" and wb.active.title == "Issues"  # it opens on the issues
     bad_upn = sheet["B7"]
     assert bad_upn.fill.fgColor.rgb.endswith("FFC7CE") and "check letter" in bad_upn.comment.text
     assert sheet["A7"].fill.fgColor.rgb in (None, "00000000")
@@ -93,10 +94,15 @@ def test_validation_report_highlights_and_comments_faulty_cells(validated):
     status = [c.value for c in sheet[4]].index("Status (reintegrate)")
     assert sheet.cell(row=7, column=status + 1).value == "Rejected"
     assert sheet.cell(row=5, column=status + 1).value == "Accepted"
-    issues = list(wb["Issues"].iter_rows(values_only=True))
-    assert issues[0] == ("Row", "Cell", "Heading", "Value", "Rule", "Severity", "Message")
-    upn_row = next(r for r in issues if r[1] == "B7")
-    assert upn_row[0] == 7 and upn_row[2] == "UPN" and upn_row[4] == "schema" and upn_row[5] == "error"
+    issues = list(openpyxl.load_workbook(result.run_dir / "validation-report.xlsx", data_only=True)["Issues"]
+                  .iter_rows(values_only=True))
+    assert issues[0] == ("Referral ID", "Row", "Cell", "Heading", "Value", "Rule", "Severity", "Message")
+    upn_row = next(r for r in issues if r[2] == "B7")
+    assert upn_row[:2] == ("HAV-00003", 7) and upn_row[3] == "UPN" and upn_row[5] == "schema" and upn_row[6] == "error"
+    assert wb["Issues"]["C4"].value == "=HYPERLINK(\"#'Referrals'!B7\",\"B7\")"  # a link to the highlighted cell
+    assert bad_upn.comment.text.startswith("Error (schema): the UPN's check letter")  # the rule said once
+    three_one = wb["Referrals"]["O9"].comment.text
+    assert three_one.startswith("Error: 3.1: ") and "3.1: 3.1" not in three_one
     assert len(issues) - 1 == len(summary["file_issues"]) + sum(len(r["issues"]) for r in summary["referrals"])
 
 
@@ -127,7 +133,7 @@ def test_worst_exit_code_over_several_files(tmp_path, workbook, valid_row):
     good = workbook([valid_row()], name="good.xlsx")
     missing = tmp_path / "missing.xlsx"
     r = CliRunner().invoke(main, ["validate", str(good), str(missing), "--outbox", str(tmp_path / "o"), "--as-of", "2026-11-30"])
-    assert r.exit_code == 2 and "1 rows, 1 accepted" in r.output and "missing.xlsx: the file does not exist" in r.output
+    assert r.exit_code == 2 and "1 row, 1 accepted" in r.output and "missing.xlsx: the file does not exist" in r.output
 
 
 def test_csv_with_bom_validates_like_the_workbook(tmp_path, valid_row):
@@ -186,7 +192,7 @@ def test_notes_right_of_the_table_keep_their_cells_and_the_status_goes_after_the
     from pipeline.config import Config
 
     result = validate_file(path, config=Config(outbox=tmp_path / "o"), as_of=AS_OF)
-    report = openpyxl.load_workbook(result.run_dir / "validation-report.xlsx").worksheets[0]
+    report = openpyxl.load_workbook(result.run_dir / "validation-report.xlsx")["Referrals"]
     assert report.cell(row=2, column=last + 1).value == "note: called mum"
     assert report.cell(row=3, column=last + 3).value == "chase IPA"
     status = [c.value for c in report[1]].index("Status (reintegrate)") + 1

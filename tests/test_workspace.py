@@ -125,6 +125,27 @@ def test_the_cli_says_what_it_made_and_what_to_do_next(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "'afile' is a file" in bad.stderr and "Traceback" not in bad.output
 
 
+def test_the_guide_ships_in_the_wheel_and_docs_shows_it(tmp_path):
+    """An installed tool has no source tree: the guide travels inside the package (pipeline/_docs)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from click.testing import CliRunner
+
+    text = (ROOT / "pyproject.toml").read_text()
+    assert '"docs" = "pipeline/_docs"' in text
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("reintegrate-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "pipeline/_docs/getting-started.md" in names and "pipeline/_docs/images/plan-page-1.png" in names
+    listing = CliRunner().invoke(main, ["docs"])
+    assert listing.exit_code == 0 and "getting-started" in listing.output and "Getting started" in listing.output
+    page = CliRunner().invoke(main, ["docs", "getting-started"])
+    assert page.exit_code == 0 and page.output.startswith("# Getting started")
+
+
 def test_the_example_ships_in_the_wheel():
     text = (ROOT / "pyproject.toml").read_text()
     assert f'"examples/{EXAMPLE_NAME}" = "pipeline/_examples/{EXAMPLE_NAME}"' in text

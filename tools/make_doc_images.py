@@ -7,7 +7,7 @@ workbooks it writes (and the blank template workbook, and the shipped plan templ
 LibreOffice headless through `pipeline.pdf`, and a page is rasterised with `pdftoppm -png -r 70`. Spreadsheets
 are printed from a copy whose print area is the part worth showing (openpyxl sets it), so the text is legible.
 The drop-down picture is a sheet built from the template workbook's own data validation lists. Every PNG is
-kept under 200 KB. docs/images/plan-page-1.png (the README's picture) is left alone unless it is missing.
+kept under 200 KB.
 Needs LibreOffice (`soffice`) and poppler's `pdftoppm`.
 """
 
@@ -140,15 +140,14 @@ def main() -> None:
         sources = {
             "letter": letter,
             "plan-template": ROOT / "templates" / "reintegration-plan.docx",
-            "issues": print_area(run_dir / "validation-report.xlsx", "Issues", "A1:G12",
-                                 widths={"C": 18, "D": 14, "G": 75}, wrap="G"),
+            "issues": print_area(run_dir / "validation-report.xlsx", "Issues", "A1:H12",
+                                 widths={"D": 16, "E": 14, "H": 70}, wrap="H"),
             "rows": print_area(run_dir / "validation-report.xlsx", "Referrals", "A3:H25"),
             "tracker": print_area(run_dir / "review-tracker.xlsx", "Reviews", "A1:I11",
                                   widths={"D": 24, "H": 22, "I": 22}),
             "dropdowns": dropdowns(template, tmp),
         }
-        if not (OUT / "plan-page-1.png").exists():
-            sources["plan"] = next((run_dir / "plans").glob("HAV-00002_*.docx"))
+        sources["plan"] = next((run_dir / "plans").glob("HAV-00002_*.docx"))
         pdf_dir = tmp / "pdf"
         pdf_dir.mkdir()
         copies = {}

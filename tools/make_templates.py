@@ -298,7 +298,8 @@ def loop_rows(table, loop: str, cells: list[str], **row_options) -> None:
 
 def key_value_table(doc, rows: list[tuple[str, str, str, str]]):
     """Four columns: label, value, label, value."""
-    table = new_table(doc, [3.6, 4.9, 3.6, 4.9])
+    # values wider than labels: an email address fits on a line instead of breaking mid-word
+    table = new_table(doc, [3.1, 5.4, 3.1, 5.4])
     for row in rows:
         add_row(table, list(row), labels=(0, 2))
     return table
@@ -342,7 +343,7 @@ def build_plan():
         ("Looked after child", "{{ pupil.looked_after }}", "Social worker",
          "{{ pupil.social_worker }}"),
         ("Parent/carer", "{{ parent.name }}", "Parent/carer contact",
-         "{{ parent.email }}\n{{ parent.phone }}"),
+         "{{ parent.contact }}"),
         ("Reason for reintegration", "{{ placement.reason }}", "Returning via FAP",
          "{{ placement.via_fap }}"),
         ("Current provision", "{{ placement.provision_name }} ({{ placement.provision_type }})",
@@ -355,12 +356,15 @@ def build_plan():
          "{{ dates.planned_return }}"),
         ("Planning meeting", "{{ dates.planning_meeting }}", "Previous return date",
          "{{ dates.previous_return }}"),
+        ("Meeting time", "{{ dates.planning_meeting_time }}", "Meeting venue",
+         "{{ dates.planning_meeting_venue }}"),
     ])
 
     heading(doc, "2. Route and policy checklist")
     para(doc, "How this reintegration meets each clause of the Reintegration Policy 2023/24, as "
               "checked when the plan was prepared.", "Note")
-    table = new_table(doc, [1.6, 7.2, 8.2], ["Clause", "Requirement", "Status for this pupil"])
+    # wide enough for "Clause" in a font wider than Arial (LibreOffice without Arial's metric twin)
+    table = new_table(doc, [1.9, 7.0, 8.1], ["Clause", "Requirement", "Status for this pupil"])
     loop_rows(table, "c in checklist", ["{{ c.clause }}", "{{ c.requirement }}", "{{ c.status }}"])
 
     heading(doc, "3. Key worker and buddy")
@@ -491,6 +495,8 @@ def build_invitation():
         ("Referring school", "{{ placement.referring_school }}"),
         ("Planned return date", "{{ dates.planned_return }}"),
         ("Planning meeting", "{{ dates.planning_meeting }}"),
+        ("Time", "{{ dates.planning_meeting_time }}"),
+        ("Venue", "{{ dates.planning_meeting_venue }}"),
     ])
     para(doc, "Please confirm that you can attend, or suggest another time, by replying to "
               "{{ officer.email }}. The meeting needs to take place before "
@@ -521,6 +527,8 @@ def build_request():
         ("Referring school", "{{ placement.referring_school }}"),
         ("Planned start date", "{{ dates.planned_return }}"),
         ("Planning meeting", "{{ dates.planning_meeting }}"),
+        ("Time", "{{ dates.planning_meeting_time }}"),
+        ("Venue", "{{ dates.planning_meeting_venue }}"),
     ])
     para(doc, "I will contact you to confirm the date, time and place of the meeting, which needs "
               "to take place before {{ dates.planned_return }} so that the plan is ready to use "
