@@ -198,6 +198,8 @@ class _ProgressBar:
 
 # ------------------------------------------------------------------------------------------ run, validate
 
+MAX_PRINTED = 200  # problems (and, with --verbose, warnings) printed per file; the report has them all
+
 def _report(run, result, spreadsheet, out: Output, *, documents: bool) -> None:
     """One file's results: the header line, what is wrong by row and cell, and what to do next."""
     from pipeline.summary_table import counts_text
@@ -210,15 +212,21 @@ def _report(run, result, spreadsheet, out: Output, *, documents: bool) -> None:
     for issue in data["file_issues"]:
         line = f"{prefix}{issue['severity']}: {issue['message']}"
         out.problem(line) if issue["severity"] == "error" else out.info(line)
-    warnings = 0
+    warnings = errors = 0
     for referral in data["referrals"]:
         who = f"row {referral['row']} ({referral['referral_id'] or 'no ID'})"
         for issue in referral["issues"]:
             if issue["severity"] == "error":
-                out.problem(f"{prefix}{who}: {issue['message']}")
+                errors += 1
+                if errors <= MAX_PRINTED:
+                    out.problem(f"{prefix}{who}: {issue['message']}")
             else:
                 warnings += 1
-                out.detail(f"{prefix}{who}: warning: {issue['message']}")
+                if warnings <= MAX_PRINTED:
+                    out.detail(f"{prefix}{who}: warning: {issue['message']}")
+    if errors > MAX_PRINTED:  # a terminal is no place for thousands: the report lists every one
+        out.problem(f"{prefix}... and {errors - MAX_PRINTED:,} more problems, each listed in "
+                    f"{_shown(result.run_dir)}/validation-report.xlsx")
     if warnings and not out.verbose:
         out.info(f"  and {warnings} warning{'s' if warnings != 1 else ''} on rows (a warning alone rejects nothing): "
                  "add --verbose to list them")
@@ -295,7 +303,7 @@ def _process_files(spreadsheets, *, config, as_of, config_path, documents, out: 
         finally:
             for bar in bars:
                 bar.close()
-        run = RunSummary.load(result.run_dir, pdfs=result.pdfs, pdf_failed=result.pdf_failed)
+        run = RunSummary(result.summary, result.run_dir, result.pdfs, tuple(result.pdf_failed))  # as computed
         runs.append(run)
         _report(run, result, spreadsheet, out, documents=documents)
         worst = max(worst, result.exit_code, EXIT_ACT if result.pdf_failed else EXIT_OK)

@@ -31,7 +31,7 @@ import posixpath
 import re
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 
 from lxml import etree
@@ -46,7 +46,7 @@ from schemas.referral import SCHEMA
 HEADING_SEARCH_ROWS = 10  # SPEC 2: the heading row may sit below title rows
 MIN_HEADINGS = 3  # a row matching fewer known headings is not a heading row
 SHEET_NAME = "Referrals"
-SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv", ".xls", ".xlsb", ".ods")
 
 # ---- limits (docs/limits.md states them for officers and administrators)
 MiB = 1 << 20
@@ -58,6 +58,9 @@ MAX_ZIP_MEMBERS = 10_000
 MAX_SHEET_XML_BYTES = 256 * MiB  # a worksheet's XML, streamed (bounds the time taken)
 MAX_STRINGS_XML_BYTES = 64 * MiB  # the shared-strings table, held in memory while reading
 MAX_PART_BYTES = 16 * MiB  # workbook.xml, relationships, styles
+MAX_CELL_CHARS = 32_768  # Excel holds at most 32,767 in a cell: longer text is cut here, one past the limit,
+#                          so the schema still reports it as too long, and no message, report or summary
+#                          grows with what a hostile file puts in one cell
 MAX_CSV_LINE_CHARS = 1_000_000
 CSV_FIELD_LIMIT = 131_072  # csv's own default, stated here so it is a documented bound
 
@@ -146,19 +149,18 @@ def sniff(path: Path) -> str:
     if size > MAX_FILE_BYTES:
         raise InputError(path, f"the file is {_mb(size)}, more than the {_mb(MAX_FILE_BYTES)} a referral workbook can be")
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        _refuse_ole(path)
+        return _ole_kind(path)
     if head.startswith(b"PK\x03\x04"):
-        if suffix not in (".xlsx", ".xlsm", ".csv", ".xls"):
-            raise InputError(path, f"a '{suffix or 'no extension'}' file is not a referral spreadsheet: use .xlsx, .xlsm or .csv")
-        _check_zip(path)
-        return "xlsx"
-    if suffix in (".xlsx", ".xlsm"):
+        if suffix not in SPREADSHEET_SUFFIXES:
+            raise InputError(path, f"a '{suffix or 'no extension'}' file is not a referral spreadsheet: use .xlsx, .xls, .ods or .csv")
+        return _check_zip(path)
+    if suffix in (".xlsx", ".xlsm", ".xlsb", ".ods"):
         raise InputError(path, "the file is not an Excel workbook despite its name (it may be damaged, or another kind of file renamed)")
     if suffix == ".xls":
         raise InputError(path, "this is not an Excel 97-2003 workbook despite its .xls name: save the referrals as .xlsx")
     if suffix == ".csv":
         return "csv"
-    raise InputError(path, f"'{suffix or 'no extension'}' is not a spreadsheet type we read: use .xlsx, .xlsm or .csv")
+    raise InputError(path, f"'{suffix or 'no extension'}' is not a spreadsheet type we read: use .xlsx, .xls, .ods or .csv")
 
 
 _OLE_NAMES = ("EncryptionInfo", "EncryptedPackage", "Workbook", "Book", "WordDocument", "PowerPoint Document")
@@ -180,29 +182,151 @@ def _ole_stream_names(path: Path) -> set[str]:
     return found
 
 
-def _refuse_ole(path: Path) -> None:
+def _ole_kind(path: Path) -> str:
+    """'xls' for an Excel 97-2003 workbook; InputError for an encrypted workbook or another Office file."""
     names = _ole_stream_names(path)
     if {"EncryptionInfo", "EncryptedPackage"} & names:
         raise InputError(path, "the workbook is password-protected: open it in Excel, remove the password (File > Info > "
                                "Protect Workbook > Encrypt with Password) and save it again")
     if {"Workbook", "Book"} & names:
-        raise InputError(path, "this is an old Excel 97-2003 (.xls) workbook: open it in Excel and save it as .xlsx")
+        return "xls"
     if {"WordDocument", "PowerPoint Document"} & names:
-        raise InputError(path, "this is a Word or PowerPoint file, not a spreadsheet: use .xlsx, .xlsm or .csv")
+        raise InputError(path, "this is a Word or PowerPoint file, not a spreadsheet: use .xlsx, .xls, .ods or .csv")
     raise InputError(path, "this is an old-style Office file but not an Excel workbook we can read: save the referrals as .xlsx")
 
 
-def _check_zip(path: Path) -> None:
+MAX_UNPACKED_BYTES = 512 * MiB  # an .ods or .xlsb read whole (calamine): all its parts, unpacked
+ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
+
+
+def _check_zip(path: Path) -> str:
+    """'xlsx', 'xlsb' or 'ods' for a zip that is a workbook; InputError otherwise. Member names are compared
+    as Excel does (case-insensitively, either slash), so two parts with one name are refused, never one of
+    them read silently."""
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
+            mimetype = zf.read("mimetype")[:100] if "mimetype" in zf.NameToInfo else b""
     except Exception:  # zipfile raises many types for a damaged archive
         raise InputError(path, "the workbook is damaged and cannot be opened (it is cut short, or its zip structure is broken)") from None
     if len(infos) > MAX_ZIP_MEMBERS:
         raise InputError(path, f"the file holds {len(infos):,} parts, more than the {MAX_ZIP_MEMBERS:,} a workbook can have; it is not a normal referral workbook")
-    names = {i.filename.lower() for i in infos}
-    if "[content_types].xml" not in names or not any(n.startswith("xl/") for n in names):
+    seen: dict[str, str] = {}
+    for info in infos:
+        key = member_key(info.filename)
+        if key in seen:
+            raise InputError(path, f"the workbook holds two parts named {info.filename!r} and {seen[key]!r}, which Excel "
+                                   "counts as one; it cannot be read one way only: open it in Excel and save it again")
+        seen[key] = info.filename
+    if mimetype.strip() == ODS_MIMETYPE:
+        _check_unpacked(path, infos)
+        return "ods"
+    if "[content_types].xml" not in seen or "_rels/.rels" not in seen and not any(k.startswith("xl/") for k in seen):
         raise InputError(path, "the file is a zip archive but not an Excel workbook (it may be a Word or other Office file renamed)")
+    if any(k.endswith(".bin") and k.rsplit("/", 1)[-1] == "workbook.bin" for k in seen):
+        _check_unpacked(path, infos)
+        return "xlsb"
+    return "xlsx"
+
+
+def _check_unpacked(path: Path, infos) -> None:
+    total = sum(i.file_size for i in infos)
+    if total > MAX_UNPACKED_BYTES:
+        raise InputError(path, f"the workbook unpacks to {_mb(total)}, more than the {_mb(MAX_UNPACKED_BYTES)} limit; "
+                               "it is not a normal referral workbook (it may be a 'zip bomb')")
+
+
+def member_key(name: str) -> str:
+    """A zip member's name as Excel finds it: `\\` and `/` alike, case ignored, no leading slash."""
+    return name.replace("\\", "/").lstrip("/").lower()
+
+
+# ---------------------------------------------------------------- reading .xls, .xlsb, .ods (calamine)
+CALAMINE_MEMORY = 1024 * MiB  # address space of the reading process: calamine allocates a sheet's declared range
+
+
+def _calamine_sheets(path: Path):
+    """[(name, rows)] read by python-calamine in a child process, the same (row number, cells) as the .xlsx
+    reader yields: blanks as None, whole numbers as int, dates and times as Python values. calamine allocates
+    a sheet's whole declared range, so a hostile file could exhaust memory or abort the process: the child
+    has a bounded address space, and its death is a sentence about the file, never the end of the run."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_calamine_child, args=(str(path), send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        outcome = receive.recv() if receive.poll(CALAMINE_SECONDS) else ("error", "it took too long to read")
+    except EOFError:  # the child died: out of memory, or calamine aborted on the file
+        outcome = ("error", "it is too large, or damaged in a way that stops it being read")
+    finally:
+        receive.close()
+        child.join(1)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    kind, value = outcome
+    if kind == "password":
+        raise InputError(path, "the workbook is password-protected: open it, remove the password and save it again")
+    if kind == "error":
+        raise InputError(path, f"the workbook cannot be read: {value}")
+    return [(name, iter(rows)) for name, rows in value], None
+
+
+CALAMINE_SECONDS = 120
+
+
+def _calamine_child(path: str, send) -> None:
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (CALAMINE_MEMORY, CALAMINE_MEMORY))
+    except (ImportError, ValueError, OSError):  # Windows: no address-space limit, the process still isolates
+        pass
+    try:
+        from python_calamine import CalamineWorkbook
+
+        with open(path, "rb") as fh:  # from the content, not the name: an .xls saved as .xlsx is still an .xls
+            book = CalamineWorkbook.from_filelike(fh)
+            sheets = [(name, list(_calamine_rows(book, name))) for name in book.sheet_names]
+            book.close()
+        send.send(("ok", sheets))
+    except MemoryError:
+        send.send(("error", "it is too large to read"))
+    except Exception as exc:  # calamine raises its own error types for damage
+        if type(exc).__name__ == "PasswordError":
+            send.send(("password", None))
+        else:
+            send.send(("error", f"it is damaged ({type(exc).__name__})"))
+    finally:
+        send.close()
+
+
+def _calamine_rows(book, name: str):
+    sheet = book.get_sheet_by_name(name)
+    first_col = (sheet.start or (0, 0))[1]
+    # iter_rows counts rows from the sheet's first row (empty ones included) but columns from its first
+    # used column: both made the sheet's own numbers here (tests/test_workbooks.py checks it)
+    for index, row in enumerate(sheet.iter_rows()):
+        if index + 1 > MAX_SHEET_ROW:
+            break
+        cells = [None] * first_col + [_calamine_value(v) for v in row[:max(0, MAX_COLUMNS - first_col)]]
+        while cells and cells[-1] is None:
+            cells.pop()
+        if cells:
+            yield index + 1, tuple(cells)
+
+
+def _calamine_value(value):
+    if value == "" or value is None:
+        return None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        return int(value)
+    if isinstance(value, str):
+        return _no_lone_surrogates(value[:MAX_CELL_CHARS])
+    return value
 
 
 # ---------------------------------------------------------------- reading .xlsx: the parts we need
@@ -214,21 +338,25 @@ def _local(tag) -> str:
     return tag[tag.rfind("}") + 1:] if isinstance(tag, str) else ""
 
 
+_DECLARATION = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.I)
+
+
 class _Part:
-    """A zip member as a file object for lxml that refuses a DOCTYPE (OOXML never has one)."""
+    """A zip member as a file object for lxml that refuses a DOCTYPE or ENTITY declaration wherever it stands
+    in the part (OOXML never has one; a long comment first must not hide one)."""
 
     CHUNK = MiB
 
     def __init__(self, raw):
         self.raw = raw
-        self.started = False
+        self.tail = b""  # the end of the last chunk: a declaration split across two chunks is still seen
 
     def read(self, size=-1) -> bytes:
         chunk = self.raw.read(self.CHUNK)
-        if not self.started:
-            self.started = True
-            if re.search(rb"<!DOCTYPE|<!ENTITY", chunk[:4096], re.I):
+        if b"<!" in self.tail + chunk[:16] or b"<!" in chunk:
+            if _DECLARATION.search(self.tail + chunk):
                 raise _Damaged("it holds an XML document type declaration, which Excel never writes")
+        self.tail = chunk[-16:]
         return chunk
 
     def close(self):
@@ -339,7 +467,7 @@ class _Workbook:
     def __init__(self, path: Path):
         self.path = path
         self.zf = zipfile.ZipFile(path)
-        self.members = {i.filename.lower(): i for i in self.zf.infolist()}
+        self.members = {member_key(i.filename): i for i in self.zf.infolist()}
         workbook_part = self._office_document()
         rels = self._relationships(workbook_part)
         self.sheets: list[tuple[str, str]] = []  # (sheet name, zip member)
@@ -376,7 +504,7 @@ class _Workbook:
         self.zf.close()
 
     def open(self, member: str, limit: int, *, sheet: bool = False) -> _Part:
-        info = self.members.get(member.lower())
+        info = self.members.get(member_key(member))
         if info is None:
             raise _Damaged(f"its part {member} is missing")
         if info.flag_bits & 0x1:
@@ -407,15 +535,15 @@ class _Workbook:
         """rId -> (relationship type, zip member in lower case) for the part's relationships."""
         folder, _, name = part.rpartition("/")
         rels_name = f"{folder}/_rels/{name}.rels" if folder else f"_rels/{name}.rels"
-        if rels_name.lower() not in self.members:
+        if member_key(rels_name) not in self.members:
             return {}
         result = {}
         for element in self._xml(rels_name, MAX_PART_BYTES).iter():
             if _local(element.tag) != "Relationship" or element.get("TargetMode") == "External":
                 continue
-            target = element.get("Target") or ""
+            target = (element.get("Target") or "").replace("\\", "/")
             target = target.lstrip("/") if target.startswith("/") else posixpath.join(folder, target)
-            result[element.get("Id")] = (element.get("Type") or "", posixpath.normpath(target).lower())
+            result[element.get("Id")] = (element.get("Type") or "", member_key(posixpath.normpath(target)))
         return result
 
     def _shared_strings(self, member: str | None) -> list[str]:
@@ -425,7 +553,7 @@ class _Workbook:
         part = self.open(member, MAX_STRINGS_XML_BYTES)
         try:
             for _, si in etree.iterparse(part, events=("end",), tag="{*}si", **_XML_PARSER):
-                strings.append(_unescape(_rich_text(si)))
+                strings.append(_unescape(_rich_text(si)[:MAX_CELL_CHARS]))
                 si.clear()
         finally:
             part.close()
@@ -475,10 +603,19 @@ _ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
 
 
 def _unescape(text: str) -> str:
-    """Excel writes characters XML cannot hold as _xHHHH_ (a carriage return is _x000D_)."""
+    """Excel writes characters XML cannot hold as _xHHHH_ (a carriage return is _x000D_); a character outside
+    the basic plane as two, `_xD83D__xDE00_`, which are joined, and half of one alone becomes U+FFFD."""
     if "_x" not in text:
         return text
-    return _ESCAPED.sub(lambda m: chr(int(m[1], 16)), text)
+    return _no_lone_surrogates(_ESCAPED.sub(lambda m: chr(int(m[1], 16)), text))
+
+
+def _no_lone_surrogates(text: str) -> str:
+    """Surrogate pairs joined into their character, a lone surrogate replaced by U+FFFD (as Excel shows it):
+    no text we read can fail to encode when it is written out."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 _COLUMN_CACHE: dict[str, int] = {}
@@ -539,7 +676,7 @@ def _inline_text(element, tags: _Tags) -> str:
             parts.append(child.text or "")
         elif child.tag == tags.r:
             parts.extend(t.text or "" for t in child if t.tag == tags.t)
-    return _unescape("".join(parts))
+    return _unescape("".join(parts)[:MAX_CELL_CHARS])
 
 
 def _cell_value(cell, wb: _Workbook, tags: _Tags):
@@ -567,21 +704,26 @@ def _cell_value(cell, wb: _Workbook, tags: _Tags):
             style = 0
         return _number(text.strip(), style, wb), False
     if kind == "s":
+        if not text.strip():
+            return None, False  # an empty <v/>: Excel shows a blank cell
         try:
             return wb.strings[int(text)], False
         except (ValueError, IndexError):
             raise _Damaged(f"cell {cell.get('r') or '?'} refers to a shared string that does not exist") from None
     if kind in ("str", "inlineStr"):
-        return _unescape(text), False
+        return _unescape(text[:MAX_CELL_CHARS]), False
     if kind == "e":
         return text.strip(), False
     if kind == "b":
         return text.strip() in ("1", "true"), False
-    if kind == "d":
+    if kind == "d":  # an ISO date cell (Strict OOXML, LibreOffice): a date, a date and time, or a time
         try:
             return datetime.fromisoformat(text.strip()), False
         except ValueError:
-            return text, False
+            try:
+                return time.fromisoformat(text.strip()), False
+            except ValueError:
+                return text, False
     return text, False
 
 
@@ -651,6 +793,34 @@ def _xlsx_sheets(path: Path, notes: dict[str, _SheetNotes]):
     except Exception as exc:  # zipfile, zlib and lxml raise many types for damaged files
         raise InputError(path, f"the workbook is damaged and cannot be opened ({_reason(exc)})") from None
     return [(name, _sheet_rows(wb, member, notes.setdefault(name, _SheetNotes()))) for name, member in wb.sheets], wb
+
+
+def workbook_sheets(path: Path):
+    """(sheets, workbook) of an .xlsx for a reader other than the referral sheet's (the review tracker): every
+    bound and refusal of `read_referrals` applies. Close each sheet's rows and the workbook when done."""
+    kind = sniff(path)
+    if kind != "xlsx":
+        raise InputError(path, "this is not an .xlsx workbook: use the file reintegrate wrote, saved as .xlsx")
+    return _xlsx_sheets(path, {})
+
+
+def custom_property(wb: "_Workbook", name: str) -> str | None:
+    """A custom document property of the workbook (File > Info > Properties > Advanced > Custom), as text."""
+    member = next((m for m in wb.members if m.endswith("docprops/custom.xml")), None)
+    if member is None:
+        return None
+    for element in wb._xml(member, MAX_PART_BYTES).iter():
+        if _local(element.tag) == "property" and element.get("name") == name:
+            value = "".join(element.itertext()).strip()
+            return value or None
+    return None
+
+
+DamagedWorkbook = _Damaged  # for readers outside this module
+
+
+def damage_reason(exc: Exception) -> str:
+    return _reason(exc)
 
 
 def _reason(exc: Exception) -> str:
@@ -742,12 +912,15 @@ def read_referrals(path: str | Path) -> Sheet:
     if kind == "csv":
         encoding, file_issues = _csv_encoding(path)
         sheets = [(path.stem, _csv_rows(path, encoding))]
-    else:
+    elif kind == "xlsx":
         file_issues = []
         sheets, workbook = _xlsx_sheets(path, notes)
+    else:  # .xls, .xlsb, .ods: read by python-calamine, then judged exactly as an .xlsx
+        file_issues = []
+        sheets, workbook = _calamine_sheets(path)
     try:
         return _read_sheet(path, sheets, file_issues, notes, is_csv=kind == "csv",
-                           date1904=workbook is not None and workbook.epoch == CALENDAR_MAC_1904)
+                           date1904=getattr(workbook, "epoch", None) == CALENDAR_MAC_1904)
     except InputError:
         raise
     except _Damaged as exc:

@@ -103,12 +103,18 @@ _DROP = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *rang
                        0xFFFE, 0xFFFF])
 
 
+_DOCXTPL_OBJECTS = frozenset({"InlineImage", "RichText", "RichTextParagraph", "Listing", "Subdoc"})
+
+
 def _finalize(value):
     """Each ``{{ value }}`` before autoescaping: text; line breaks and tabs become Word's own."""
     if value is None:
         return ""
     if isinstance(value, Markup):
         return value
+    if type(value).__name__ in _DOCXTPL_OBJECTS:
+        raise ValueError(f"a docxtpl {type(value).__name__} is not supported here: reintegrate's templates take "
+                         "text only (docs/templates.md)")
     text = value if type(value) is str else str(value)  # str(StrictUndefined) raises
     if _SPECIAL.search(text) is None:
         return text
@@ -118,6 +124,15 @@ def _finalize(value):
 
 _ENV = _Environment(autoescape=True, undefined=StrictUndefined, finalize=_finalize,
                     keep_trailing_newline=True, cache_size=0, auto_reload=False)
+
+
+def _plain(value):
+    """`|e` and `|escape` (docxtpl's documented escape): every value is escaped already, so the filter leaves
+    it as it is and `_finalize` treats it like any value (line breaks become Word's, control characters go)."""
+    return "" if value is None else value
+
+
+_ENV.filters["e"] = _ENV.filters["escape"] = _plain
 
 # ---------------------------------------------------------------------------------------------
 # Compiling a part
@@ -148,6 +163,7 @@ class _Part:
     source: str
     tags: list[_Tag]
     code: object = None  # the compiled module code, built by `compile`
+    cell_loops: bool = False  # has {%tc ...%} tags: the rendered tables' grids are fixed (`_fix_grids`)
     template: jinja2.Template | None = field(default=None, repr=False)
 
     def tag_at(self, line: int | None) -> _Tag | None:
@@ -341,7 +357,9 @@ def _prepare_part(template_name: str, part_name: str, data: bytes) -> _Part:
         tags.append(_Tag(typed, body, line, last))
         source.append(text)
         line = last
-    return _Part(part_name, f"{template_name}:{part_name}", "".join(source), tags)
+    cell_loops = any(_LEVEL_PREFIX.match(_split_tag(m.group())[2]) and _split_tag(m.group())[2].startswith("tc ")
+                     for typed, _ in raw_tags for m in _TAG.finditer(typed))
+    return _Part(part_name, f"{template_name}:{part_name}", "".join(source), tags, cell_loops=cell_loops)
 
 
 def _describe_level(level: str) -> str:
@@ -392,6 +410,38 @@ def _render_error(template_name: str, part: _Part, exc: BaseException) -> Templa
         if missing:
             return TemplateError(f"{template_name}: {what} {verb} (the data has no '{missing}')")
     return TemplateError(f"{template_name}: {what} {verb} ({exc})")
+
+
+_W_TBL, _W_GRID, _W_GRIDCOL, _W_TBLW, _W_GRIDSPAN = (f"{{{_W}}}{t}" for t in
+                                                    ("tbl", "tblGrid", "gridCol", "tblW", "gridSpan"))
+
+
+def _fix_grids(data: bytes) -> bytes:
+    """A table whose rows a {%tc for %} loop widened gets as many grid columns as its widest row, sharing the
+    table's width (as docxtpl does): Word and LibreOffice lay a table out by its grid, and drop cells past it."""
+    root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, huge_tree=True))
+    changed = False
+    for table in root.iter(_W_TBL):
+        grid = table.find(_W_GRID)
+        if grid is None:
+            continue
+        cols = grid.findall(_W_GRIDCOL)
+        widest = 0
+        for row in table.findall(_W_TR):
+            span = 0
+            for cell in row.findall(_W_TC):
+                spans = cell.findall(f".//{_W_GRIDSPAN}")
+                span += int(spans[0].get(f"{{{_W}}}val", "1")) if spans else 1
+            widest = max(widest, span)
+        if widest <= len(cols):
+            continue
+        total = sum(int(c.get(f"{{{_W}}}w", "0") or 0) for c in cols) or 9000
+        for col in cols:
+            grid.remove(col)
+        for _ in range(widest):
+            etree.SubElement(grid, _W_GRIDCOL).set(f"{{{_W}}}w", str(total // widest))
+        changed = True
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True) if changed else data
 
 
 _RENDER_ERRORS = (jinja2.TemplateError, TypeError, ValueError, AttributeError, LookupError,
@@ -484,7 +534,8 @@ class CompiledTemplate:
             text = part.template.render(context)
         except _RENDER_ERRORS as exc:
             raise _render_error(self.name, part, exc) from None
-        return (_DECLARATION + text).encode("utf-8")
+        data = (_DECLARATION + text).encode("utf-8")
+        return _fix_grids(data) if part.cell_loops else data
 
     def render(self, context: dict) -> bytes:
         """The complete .docx for `context`, as bytes."""

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
 
 from pipeline.errors import ERROR, WARNING
-from pipeline.files import atomic_path, write_text
+from pipeline.files import atomic_path
 from pipeline.ingest import Sheet
 from pipeline.rules import RowResult
 from pipeline.workbooks import Formats, kind_of, new_workbook, print_setup, write_value
 from pipeline.xlsx_rows import Link, RowsWorksheet
 
+MAX_ISSUE_LINES = 50_000  # an officer reads a few hundred; a file with more is mostly wrong, and summary.json has all
+MAX_COMMENTS = 5_000  # cell comments are heavy to write (each its own shape): past this, cells are only filled
 ERROR_FILL = "#FFC7CE"
 WARNING_FILL = "#FFEB9C"
 ISSUE_HEADINGS = ("Referral ID", "Row", "Cell", "Heading", "Value", "Rule", "Severity", "Message")
@@ -50,18 +53,23 @@ def write_summary(path: Path, data: dict) -> None:
 
 def write_json_by_line(path: Path, data: dict, listed: tuple[str, ...] = ("referrals", "file_issues")) -> None:
     """A JSON object with each item of its `listed` lists on a line of its own: readable, and written by
-    json's fast encoder (indent=2 uses its slow one: a second at 10,000 referrals)."""
+    json's fast encoder (indent=2 uses its slow one: a second at 10,000 referrals), a line at a time, so a
+    summary of hundreds of thousands of issues is never held as one string."""
     def dump(value) -> str:
         return json.dumps(value, ensure_ascii=False, default=str)
 
-    lines = []
-    for key, value in data.items():
-        if key in listed and isinstance(value, list):
-            value = "[\n" + ",\n".join(f"    {dump(item)}" for item in value) + "\n  ]" if value else "[]"
-        else:
-            value = dump(value)
-        lines.append(f"  {dump(key)}: {value}")
-    write_text(path, "{\n" + ",\n".join(lines) + "\n}\n")
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        fh.write("{\n")
+        for n, (key, value) in enumerate(data.items()):
+            fh.write(("" if n == 0 else ",\n") + f"  {dump(key)}: ")
+            if key in listed and isinstance(value, list) and value:
+                fh.write("[\n")
+                for i, item in enumerate(value):
+                    fh.write(("" if i == 0 else ",\n") + f"    {dump(item)}")
+                fh.write("\n  ]")
+            else:
+                fh.write(dump(value))
+        fh.write("\n}\n")
 
 
 _SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
@@ -120,6 +128,7 @@ def _write_rows_copy(ws: RowsWorksheet, sheet: Sheet, results: list[RowResult], 
     accepted_fmt = fmt.derived("text", bold=True, font_color="#006100")
     rejected_fmt = fmt.derived("text", bold=True, font_color="#9C0006")
     fills = {ERROR: {"bg_color": ERROR_FILL}, WARNING: {"bg_color": WARNING_FILL}}
+    comments = 0
     for input_row in sheet.rows:  # whole rows at once (RowsWorksheet): a cell each as write_value writes it
         result = by_row.get(input_row.number)
         marks: dict[int, list] = {}
@@ -131,8 +140,10 @@ def _write_rows_copy(ws: RowsWorksheet, sheet: Sheet, results: list[RowResult], 
         props = {}
         for col, found in sorted(marks.items()):
             props[col] = fills[ERROR if any(i.is_error for i in found) else WARNING]
-            ws.write_comment(input_row.number - 1, col, "\n".join(comment_text(i) for i in found),
-                             {"x_scale": 3, "y_scale": 2, "author": "reintegrate"})
+            if comments < MAX_COMMENTS:
+                comments += 1
+                ws.write_comment(input_row.number - 1, col, "\n".join(comment_text(i) for i in found),
+                                 {"x_scale": 3, "y_scale": 2, "author": "reintegrate"})
         cells = input_row.cells
         if marks and max(marks) >= len(cells):  # a faulty blank cell after the row's last value
             cells = (*cells, *(None,) * (max(marks) + 1 - len(cells)))
@@ -164,12 +175,19 @@ def _write_issues(ws: RowsWorksheet, sheet: Sheet, results: list[RowResult], fmt
     target = "#'" + copy_name.replace("'", "''") + "'!"  # a link into the copy of the input rows
     props = {1: centred, 2: {**centred, "font_color": "#0563C1", "underline": 1}, 7: {"text_wrap": True}}
     n = 0
-    for referral_id, issue in [*((None, i) for i in sheet.file_issues),
-                               *((r.referral_id, i) for r in results for i in r.issues)]:
+    every = itertools.chain(((None, i) for i in sheet.file_issues), ((r.referral_id, i) for r in results for i in r.issues))
+    for referral_id, issue in itertools.islice(every, MAX_ISSUE_LINES):
         n += 1
         link = Link(f"{target}{issue.cell}", issue.cell) if issue.cell else None
         ws.add_row(n, (referral_id, issue.row, link, issue.column, issue.value, issue.rule, issue.severity,
                        issue.message), fmt, blanks=True, props=props, height=_wrapped_height(issue.message))
+    more = sum(1 for _ in every)
+    if more:
+        n += 1
+        ws.add_row(n, (None, None, None, None, None, None, None,
+                       f"... and {more:,} more issues, not listed here: every one is in summary.json, and each faulty "
+                       "cell is filled in the referral sheet. A file with this many is usually the wrong file, or "
+                       "its columns are out of place."), fmt, blanks=True, props=props, height=LINE_POINTS * 2)
     ws.freeze_panes(1, 0)
     print_setup(ws)
     ws.autofilter(0, 0, max(n, 1), len(ISSUE_HEADINGS) - 1)

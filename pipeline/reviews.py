@@ -176,51 +176,75 @@ def _match_headings(cells) -> dict[str, list[int]]:
 def read_tracker(path: str | Path) -> Tracker:
     """Read and check a review tracker as an officer left it: rows sorted, filtered, deleted or added, extra
     columns, statuses typed in any case. Raises `InputError` when it cannot be read at all (no workbook, no
-    sheet with the tracker's headings, a heading missing)."""
-    import openpyxl
+    sheet with the tracker's headings, a heading missing). Read by the referral reader (`pipeline.ingest`),
+    with its bounds and refusals: a zip bomb, a DOCTYPE, a malformed sheet are one sentence, never more."""
+    from pipeline import ingest
 
     path = Path(path)
     _check_file(path)
+    sheets, wb = ingest.workbook_sheets(path)
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_vba=False, keep_links=False)
-    except Exception as exc:  # openpyxl raises many types for damaged files
-        raise InputError(path, f"the workbook is damaged and cannot be opened ({type(exc).__name__})") from None
-    try:
-        run_id = None
-        for prop in wb.custom_doc_props:
-            if prop.name == RUN_ID_PROPERTY and prop.value is not None and str(prop.value).strip():
-                run_id = str(prop.value).strip()
-        return _read_sheet(path, wb, run_id)
+        run_id = ingest.custom_property(wb, RUN_ID_PROPERTY)
+        return _read_sheet(path, [(name, _Rows(rows)) for name, rows in sheets], run_id)
     except InputError:
         raise
-    except (KeyError, ValueError, TypeError, OSError, EOFError) as exc:
-        raise InputError(path, f"the workbook is damaged and cannot be read ({type(exc).__name__})") from None
+    except ingest.DamagedWorkbook as exc:
+        raise InputError(path, f"the workbook is damaged: {exc}") from None
+    except Exception as exc:  # zipfile, zlib and lxml raise many types for damaged files
+        raise InputError(path, f"the workbook is damaged and cannot be read ({ingest.damage_reason(exc)})") from None
     finally:
+        for _, rows in sheets:
+            rows.close()
         wb.close()
 
 
-def _choose_sheet(path: Path, wb):
-    """(worksheet, heading row number, {field: [column indexes]}, heading cells): the `Reviews` sheet, else the
+class _Rows:
+    """A sheet's (row number, cells) rows, read as far as asked: the heading search reads ten rows of each
+    sheet, and only the chosen sheet is read on."""
+
+    def __init__(self, rows):
+        self._rows = rows
+        self.seen: list[tuple[int, tuple]] = []
+
+    def head(self, last_row: int) -> list[tuple[int, tuple]]:
+        while not self.seen or self.seen[-1][0] <= last_row:
+            try:
+                self.seen.append(next(self._rows))
+            except StopIteration:
+                break
+        return [(n, c) for n, c in self.seen if n <= last_row]
+
+    def after(self, row: int):
+        yield from ((n, c) for n, c in self.seen if n > row)
+        yield from self._rows
+
+    def close(self):
+        close = getattr(self._rows, "close", None)
+        if close:
+            close()
+
+
+def _choose_sheet(path: Path, sheets):
+    """(name, rows, heading row number, {field: [column indexes]}, heading cells): the `Reviews` sheet, else the
     first sheet whose heading row is recognised."""
-    named = [ws for ws in wb.worksheets if ws.title.strip().casefold() == SHEET_NAME.casefold()]
-    for ws in named or wb.worksheets:
+    named = [sheet for sheet in sheets if sheet[0].strip().casefold() == SHEET_NAME.casefold()]
+    for name, rows in named or sheets:
         best = None
-        for number, cells in enumerate(ws.iter_rows(max_row=HEADING_SEARCH_ROWS, values_only=True), start=1):
+        for number, cells in rows.head(HEADING_SEARCH_ROWS):
             found = _match_headings(cells)
             if len(found) >= MIN_HEADINGS and (best is None or len(found) > len(best[1])):
                 best = (number, found, tuple(cells))
         if best:
-            return ws, *best
+            return name, rows, *best
         if named:
-            raise InputError(path, f"sheet '{ws.title}' has no heading row we recognise in its first "
+            raise InputError(path, f"sheet '{name}' has no heading row we recognise in its first "
                                    f"{HEADING_SEARCH_ROWS} rows (expected Referral ID, Review, Date, Status)")
     raise InputError(path, f"no sheet has the review tracker's headings (Referral ID, Review, Date, Status) in its "
                            f"first {HEADING_SEARCH_ROWS} rows; use the review-tracker.xlsx that `reintegrate run` wrote")
 
 
-def _read_sheet(path: Path, wb, run_id: str | None) -> Tracker:
-    ws, heading_number, found, heading_cells = _choose_sheet(path, wb)
-    sheet = ws.title
+def _read_sheet(path: Path, sheets, run_id: str | None) -> Tracker:
+    sheet, rows, heading_number, found, heading_cells = _choose_sheet(path, sheets)
     for name, places in found.items():
         if len(places) > 1:
             cells = " and ".join(f"{get_column_letter(i + 1)}{heading_number}" for i in places)
@@ -251,8 +275,7 @@ def _read_sheet(path: Path, wb, run_id: str | None) -> Tracker:
                                  row=heading_number, value=text))
     tracker = Tracker(path, sheet, heading_number, run_id, columns, [], file_issues)
     by_key = [(name, index, schema.HEADINGS[name]) for name, index in columns.items()]
-    for number, cells in enumerate(ws.iter_rows(min_row=heading_number + 1, values_only=True),
-                                   start=heading_number + 1):
+    for number, cells in rows.after(heading_number):
         values, raw = {}, {}
         for name, index, key in by_key:
             value = _clean(cells[index]) if index < len(cells) else None

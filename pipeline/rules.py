@@ -68,14 +68,23 @@ class Row:
         cell = self.cells.get(name)
         where = f"cell {cell}, {HEADINGS[name]}" if cell else f"row {self.number}, no {HEADINGS[name]} column"
         raw = self.raw.get(name)
+        if len(text) > MAX_MESSAGE:  # a message quoting a very long value: the value is in the report's cell
+            text = text[:MAX_MESSAGE - 1] + "…"
         return Issue(severity, rule, f"{text} ({where})", column=HEADINGS[name], cell=cell, row=self.number,
                      value=_display(raw))
 
 
+MAX_REFERRAL_ID = 60  # characters of an unreadable Referral ID shown where a message names its row
+MAX_MESSAGE = 500  # characters of a message before its cell reference (a quoted value can be long)
+MAX_VALUE = 1_000  # characters of a value shown in the report's Value column (the cell itself holds it all)
+
+
 def _display(raw) -> str | None:
-    """A cell's value as the officer would read it, for the report's Value column."""
+    """A cell's value as the officer would read it, for the report's Value column (cut to `MAX_VALUE`)."""
     if raw is None:
         return None
+    if isinstance(raw, str) and len(raw) > MAX_VALUE:
+        return raw[:MAX_VALUE - 1] + "…"
     if isinstance(raw, datetime) and raw.time() == datetime.min.time():
         raw = raw.date()
     if isinstance(raw, date) and not isinstance(raw, datetime):
@@ -520,5 +529,7 @@ def check_sheet(sheet: Sheet, ctx: RuleContext) -> list[RowResult]:
             judged = dict(zip(("last_return_date", "last_return_source"), row.last_return or ()))
             referral = to_referral({**row.values, **judged}, row.number)
         rid = row.get("referral_id") or (str(row.raw["referral_id"]) if row.raw.get("referral_id") is not None else None)
+        if rid is not None and len(rid) > MAX_REFERRAL_ID:  # it names the row in every message: keep it short
+            rid = rid[:MAX_REFERRAL_ID - 1] + "…"
         results.append(RowResult(row.number, rid, row.issues, referral, row.reviews if accepted else []))
     return results

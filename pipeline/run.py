@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -34,6 +34,7 @@ class RunResult:
     rejected: int
     warnings: int
     pdfs: int = 0  # PDF copies written (run --pdf, or pdf = true in the config)
+    summary: dict | None = field(default=None, repr=False, compare=False)  # what summary.json holds
     pdf_failed: tuple[str, ...] = ()  # one sentence per document left without its PDF copy, naming the Referral ID
 
     @property
@@ -159,7 +160,7 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
     return RunResult(path, run_id, run_dir, data["rows"], data["accepted"], data["rejected"], data["warnings"],
-                     pdfs=pdfs, pdf_failed=pdf_failed)
+                     pdfs=pdfs, pdf_failed=pdf_failed, summary=data)
 
 
 def run_file(path, **kwargs) -> RunResult:

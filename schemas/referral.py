@@ -44,8 +44,8 @@ def _without_value(message: str, value) -> str:
     the value in its own cell."""
     text = str(value)
     for shown in sorted({text, text.strip(), " ".join(text.split())}, key=len, reverse=True):
-        if shown:
-            message = message.replace(f"'{shown}'", "the value").replace(shown, "the value")
+        if shown:  # quoted, as the parsers quote a value: a bare "12" must not eat "900123" in an example
+            message = message.replace(f"'{shown}'", "the value")
     return re.sub(r": [A-Z][a-z]+ \d{4} has no day (\d+)$", r": that month has no day \1", message)  # no month, year
 
 
@@ -55,6 +55,16 @@ def _text(value) -> str:
     text = str(value).strip()
     if len(text) > MAX_TEXT:
         raise ValueError(f"the text is {len(text):,} characters long; at most {MAX_TEXT:,} are allowed")
+    return text
+
+
+MAX_REFERRAL_ID = 50  # it names files, email subjects and messages
+
+
+def _referral_id(value) -> str:
+    text = _text(value)
+    if len(text) > MAX_REFERRAL_ID:
+        raise ValueError(f"a Referral ID is at most {MAX_REFERRAL_ID} characters; this one has {len(text):,}")
     return text
 
 
@@ -161,8 +171,9 @@ class ReferralSchema(Schema):
         unknown = EXCLUDE
         ordered = True
 
-    referral_id = text("Referral ID", required=True, aliases=("Ref", "Reference", "Referral", "Referral number", "ID"),
-                       hint="Your reference for this referral, unique in the file, e.g. HAV-0001.")
+    referral_id = _field("Referral ID", _referral_id, required=True,
+                         aliases=("Ref", "Reference", "Referral", "Referral number", "ID"),
+                         hint="Your reference for this referral, unique in the file, e.g. HAV-0001 (at most 50 characters).")
     upn = _field("UPN", lambda v: parsers.parse_upn(v)[0], required=True, personal=True,
                  aliases=("Unique pupil number", "Pupil UPN"),
                  hint="The pupil's 13-character Unique Pupil Number, e.g. B801200005001.")

@@ -150,7 +150,7 @@ def test_candidates_are_spreadsheets_only(tmp_path):
         (tmp_path / name).write_text("x")
     (tmp_path / "folder.xlsx").mkdir()
     (tmp_path / "link.xlsx").symlink_to(tmp_path / "a.xlsx")
-    assert sorted(p.name for p in watcher.candidates(tmp_path)) == ["a.xlsx", "b.XLSM", "c.csv"]
+    assert sorted(p.name for p in watcher.candidates(tmp_path)) == ["a.xlsx", "b.XLSM", "c.csv", "old.xls"]
 
 
 def test_stable_only_when_unchanged_for_the_settle_interval(tmp_path):

@@ -590,3 +590,51 @@ def test_libreoffice_opens_the_plan(templates, tmp_path):
     assert pdf.is_file(), result.stderr.decode(errors="replace")
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf.read_bytes()))
     assert 2 <= pages <= 4
+
+
+# ----------------------------------------------------------------- docxtpl's features an officer may use
+
+def _officer_template(tmp_path: Path) -> Path:
+    """A template as an officer would make it from docxtpl's documentation: |e on a value, and a table
+    whose columns a {%tc for %} loop makes."""
+    document = docx.Document()
+    document.add_paragraph("Note: {{ note|e }}")
+    document.add_paragraph("Again: {{ note|escape }}")
+    table = document.add_table(rows=2, cols=4)  # docxtpl's way: the loop's tags in cells of their own
+    for row, value in zip(table.rows, ("{{ c }}", "x")):
+        row.cells[0].text = "Name" if value != "x" else "Row"
+        row.cells[1].text = "{%tc for c in columns %}"
+        row.cells[2].text = value
+        row.cells[3].text = "{%tc endfor %}"
+    path = tmp_path / "officer.docx"
+    document.save(path)
+    return path
+
+
+def test_escape_filter_and_cell_loops_give_what_docxtpl_gives(tmp_path):
+    import docxtpl
+
+    path = _officer_template(tmp_path)
+    context = {"note": "Line one\nLine two & <more>\x07", "columns": ["Mon", "Tue", "Wed", "Thu"]}
+    ours = open_docx(compile_template(path).render(context))
+    assert ours.paragraphs[0].text == "Note: Line one\nLine two & <more>"  # a Word line break, the bell gone
+    assert ours.paragraphs[1].text == "Again: Line one\nLine two & <more>"
+    table = ours.tables[0]
+    assert [c.text for c in table.rows[0].cells] == ["Name", "Mon", "Tue", "Wed", "Thu"]
+    grid = table._tbl.tblGrid.findall(f"{W}gridCol")
+    assert len(grid) == 5  # the grid widened with the cells: LibreOffice keeps the last column's text
+    reference = docxtpl.DocxTemplate(str(path))
+    reference.render({"note": "Line one\nLine two & <more>", "columns": context["columns"]}, autoescape=True)
+    buffer = io.BytesIO()
+    reference.save(buffer)
+    theirs = docx.Document(io.BytesIO(buffer.getvalue()))
+    assert [c.text for c in theirs.tables[0].rows[0].cells] == [c.text for c in table.rows[0].cells]
+    assert len(theirs.tables[0]._tbl.tblGrid.findall(f"{W}gridCol")) == len(grid)
+
+
+def test_a_docxtpl_object_in_the_data_is_named_in_one_sentence(tmp_path):
+    import docxtpl
+
+    path = _officer_template(tmp_path)
+    with pytest.raises(TemplateError, match="docxtpl RichText is not supported"):
+        compile_template(path).render({"note": docxtpl.RichText("bold"), "columns": []})
