@@ -23,8 +23,10 @@ from pathlib import Path
 
 import click
 
+from pipeline import files
 from pipeline.config import load_config
 from pipeline.errors import ConfigError, InputError, MissingPassword, ReintegrateError, TemplateError
+from pipeline.printable import printable
 
 EXIT_OK, EXIT_ACT, EXIT_UNREADABLE = 0, 1, 2
 LIBREOFFICE_URL = "https://www.libreoffice.org/download/"
@@ -39,23 +41,24 @@ class Output:
     quiet: bool = False
     verbose: bool = False
 
+    # every line made printable: file names, Referral IDs and cell values reach the terminal escaped
     def info(self, text: str = "") -> None:  # results and explanations: not with --quiet
         if not self.quiet:
-            click.echo(text)
+            click.echo(printable(text))
 
     def detail(self, text: str) -> None:  # warnings, one by one: only with --verbose
         if self.verbose:
-            click.echo(text)
+            click.echo(printable(text))
 
     def problem(self, text: str) -> None:  # what must be fixed: always
-        click.echo(text)
+        click.echo(printable(text))
 
     def error(self, text: str) -> None:  # stops a file or the command: always, on stderr
-        click.echo(f"Error: {text}", err=True)
+        click.echo(f"Error: {printable(text)}", err=True)
 
     def next_step(self, text: str) -> None:  # what to do next: not with --quiet
         if not self.quiet:
-            click.echo(text)
+            click.echo(printable(text))
 
     @property
     def progress(self) -> bool:
@@ -298,8 +301,10 @@ def _process_files(spreadsheets, *, config, as_of, config_path, documents, out: 
             _fail(out, str(exc))
         except OSError as exc:  # the outbox cannot be written: one sentence, not a traceback
             where = exc.filename or config.outbox
-            _fail(out, f"cannot write the run folder ({where}): {exc.strerror or exc}",
-                  "Choose an outbox folder you can write to (--outbox, or outbox in reintegrate.toml).")
+            full = exc.errno in files.OUT_OF_SPACE
+            _fail(out, f"cannot write the run folder ({where}): {exc.strerror or exc}; nothing was half-written",
+                  "Free some space on that drive (or choose another outbox with --outbox) and run again."
+                  if full else "Choose an outbox folder you can write to (--outbox, or outbox in reintegrate.toml).")
         finally:
             for bar in bars:
                 bar.close()
@@ -317,8 +322,8 @@ def _process_files(spreadsheets, *, config, as_of, config_path, documents, out: 
         if not out.quiet:
             for line in summary_table(runs, documents=documents, unreadable=unreadable,
                                       as_of=as_of.strftime("%d/%m/%Y")):
-                click.echo(line)
-        click.echo(final_line(runs, documents=documents, unreadable=len(unreadable)))
+                click.echo(printable(line))
+        click.echo(printable(final_line(runs, documents=documents, unreadable=len(unreadable))))
     return worst
 
 
@@ -440,7 +445,7 @@ def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = Fal
 
     live = config.email.get("transport") == "smtp" and not dry_run and not out.quiet  # retries as they happen
     report = send_with_config(run_dir, config, dry_run=dry_run, resend=resend, session=session,
-                              log=(lambda line: click.echo(line, err=True)) if live else None)
+                              log=(lambda line: click.echo(printable(line), err=True)) if live else None)
     for what, result in report.entries():
         if what in report.PROBLEMS:
             out.problem(report.line(what, result))
@@ -460,7 +465,7 @@ def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = Fal
         out.next_step(f"Next: open each draft in {_shown(Path(run_dir))}/mail/ in Outlook, check it and press Send.")
     elif dry_run and report.planned:
         out.next_step(f"Next: the same without --dry-run does it: reintegrate send {folder}")
-    click.echo(report.summary())
+    click.echo(printable(report.summary()))
     return report.exit_code
 
 

@@ -30,9 +30,15 @@ class Written(NamedTuple):
 PER_WORKER_MIN = 200  # below this many pupils a second process costs more than it saves
 
 
+# bytes for each part of a document's name: with "_" twice, "-99" for a clash, ".reviewed-2027-03-01" (reviews) and
+# ".docx" or ".pdf", it stays under a file system's 255 bytes whatever script the names are in
+NAME_PART_BYTES = (60, 70, 70)
+
+
 def document_name(referral) -> str:
+    """`<Referral ID>_<Surname>_<Forename>.docx`, sortable by Referral ID, never too long for the file system."""
     parts = (referral.referral_id, referral.legal_surname, referral.legal_forename)
-    return "_".join(files.safe_name_part(p, 40) for p in parts) + ".docx"
+    return "_".join(files.safe_name_part(p, 40, limit_bytes=b) for p, b in zip(parts, NAME_PART_BYTES)) + ".docx"
 
 
 def plan_names(referrals) -> list[str]:

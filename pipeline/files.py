@@ -6,10 +6,12 @@ output is readable by other users of a shared machine.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 import unicodedata
 from contextlib import contextmanager
@@ -24,8 +26,27 @@ _FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
-def safe_name_part(text: str, limit: int = 60) -> str:
-    """A piece of a file name: unicode letters kept readable, anything a file system could misread replaced."""
+NAME_BYTES = 255  # a file name's length on every file system we meet is counted in bytes (UTF-8 on Linux)
+
+
+def fit_bytes(text: str, limit: int) -> str:
+    """`text` cut, at a character boundary, to at most `limit` bytes of UTF-8."""
+    data = text.encode("utf-8")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
+
+
+def fit_name(name: str, extra: str = "", limit: int = NAME_BYTES) -> str:
+    """A file name that fits the file system with `extra` (a note's ".error.txt", a " (2)") added: the stem is
+    shortened, the suffix kept."""
+    stem, dot, suffix = name.rpartition(".") if "." in name[1:] else (name, "", "")
+    suffix = dot + suffix
+    room = limit - len((suffix + extra).encode("utf-8"))
+    return fit_bytes(stem, max(room, 1)) + suffix
+
+
+def safe_name_part(text: str, limit: int = 60, limit_bytes: int | None = None) -> str:
+    """A piece of a file name: unicode letters kept readable, anything a file system could misread replaced;
+    at most `limit` characters and `limit_bytes` bytes (a name in another script takes 3 bytes a letter)."""
     text = unicodedata.normalize("NFC", str(text)).strip()
     # invisible format characters (a right-to-left override can disguise ".docx" as "xcod.exe"), line and
     # paragraph separators
@@ -33,12 +54,45 @@ def safe_name_part(text: str, limit: int = 60) -> str:
     text = _FORBIDDEN.sub("-", text)
     text = re.sub(r"\s+", "-", text)
     text = re.sub(r"-{2,}", "-", text).strip(" .-")
-    text = text[:limit].rstrip(" .-")
+    text = text[:limit]
+    if limit_bytes is not None:
+        text = fit_bytes(text, limit_bytes)
+    text = text.rstrip(" .-")
     if not text or set(text) <= {"."}:
         return "unnamed"
     if text.split(".")[0].upper() in _RESERVED:
         text = "_" + text
     return text
+
+
+def os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc` (a full disk, a read-only share), if any: libraries wrap it (XlsxWriter's
+    FileCreateError holds it as its argument), so its cause, context and arguments are looked through too."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError):
+            return exc
+        inner = next((a for a in getattr(exc, "args", ()) if isinstance(a, BaseException)), None)
+        exc = inner or exc.__cause__ or exc.__context__
+    return None
+
+
+OUT_OF_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+ENVIRONMENT_ERRNOS = OUT_OF_SPACE | {errno.EROFS, errno.EIO}  # the disk or share, not the input: try again later
+
+
+def tighten_outbox(path: Path) -> bool:
+    """An outbox anyone may write to (0777) lets anyone plant or swap files among pupils' documents: it is made
+    owner-only. True when it was changed."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o002:
+        return False
+    os.chmod(path, DIR_MODE)
+    return True
 
 
 def make_dir(path: Path) -> Path:

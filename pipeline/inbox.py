@@ -45,6 +45,7 @@ from pipeline import files
 from pipeline.config import Config
 from pipeline.errors import ConfigError, InputError, ReintegrateError
 from pipeline.ingest import SPREADSHEET_SUFFIXES
+from pipeline.printable import printable
 from pipeline.ledger import Ledger
 from pipeline.run import EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE, file_sha256, process_file
 
@@ -98,7 +99,13 @@ def candidates(inbox: str | Path) -> list[Path]:
 def open_in_excel(path: Path) -> bool:
     """Excel keeps an owner file `~$name` (Word-style `~$` + name less two characters for long names) beside a
     workbook while it is open."""
-    return any((path.parent / f"~${tail}").exists() for tail in {path.name, path.name[2:]} if tail)
+    for tail in {path.name, path.name[2:]}:
+        try:  # "~$" + a 255-byte name is too long to exist: that is "not open", not an error
+            if tail and os.path.lexists(path.parent / f"~${tail}"):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 @dataclass(frozen=True)
@@ -268,7 +275,9 @@ def _finish_link(src: Path, dest: Path) -> bool:
 
 
 def _free_name(folder: Path, name: str, note_suffix: str = "") -> str:
-    """`name`, or `name (2).xlsx`, ...: the first that is not taken (nor its note)."""
+    """`name`, or `name (2).xlsx`, ...: the first that is not taken (nor its note), shortened so that it and its
+    note fit the file system (a 255-byte name in the inbox still gets its ".error.txt" beside it)."""
+    name = files.fit_name(name, note_suffix + " (99)")
     stem, suffix = Path(name).stem, Path(name).suffix
     n = 1
     while True:
@@ -281,7 +290,7 @@ def _free_name(folder: Path, name: str, note_suffix: str = "") -> str:
 def _write_note(path: Path, text: str) -> None:
     """A note beside an input in the shared inbox: written whole (temp then rename), with the folder's usual
     permissions so the officer who dropped the file can read it."""
-    tmp = path.with_name(f".tmp-{secrets.token_hex(4)}-{path.name}")
+    tmp = path.with_name(f".tmp-{secrets.token_hex(4)}")  # never longer than the note's own name
     with open(tmp, "x", encoding="utf-8") as fh:
         fh.write(text if text.endswith("\n") else text + "\n")
     os.replace(tmp, path)
@@ -309,7 +318,7 @@ class Claim:
 
 def _new_claim_dir(inbox: Path) -> Path:
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-    return _mkdir(inbox / PROCESSING) / f"{stamp}-{os.getpid()}-{secrets.token_hex(4)}"
+    return _mkdir(inbox / PROCESSING) / f"{stamp}-{os.getpid()}-{secrets.token_hex(4)}"  # made 0700 by claim()
 
 
 def claim(path: str | Path, inbox: str | Path | None = None) -> Claim | None:
@@ -319,13 +328,15 @@ def claim(path: str | Path, inbox: str | Path | None = None) -> Claim | None:
     inbox = Path(inbox) if inbox is not None else path.parent
     folder = _new_claim_dir(inbox)
     try:
-        folder.mkdir()
+        folder.mkdir(mode=0o700)  # the owner's alone: nothing claimed can be swapped once it is in here
     except OSError:
         return None
     fd = _lock_file(folder / LOCK, wait=False)
     if fd is None:  # a recovering watcher took the empty folder for an abandoned one; it will remove it
         return None
     target = folder / path.name
+    if _before_claim is not None:
+        _before_claim(path)  # tests: swap the file for a link or a pipe between the check and the claim
     try:
         os.rename(path, target)  # the claim: of two watchers, exactly one rename succeeds
     except OSError:
@@ -333,6 +344,24 @@ def claim(path: str | Path, inbox: str | Path | None = None) -> Claim | None:
         release(result)
         return None
     return Claim(inbox, folder, target, fd)
+
+
+_before_claim = None  # a hook for tests only
+
+
+def regular_file(path: Path) -> bool:
+    """What was claimed is a regular file, opened without following a link and without waiting on a pipe,
+    and judged by the descriptor it opened (a check on a name could be raced). The claim folder is the
+    owner's alone, so the file cannot be swapped after this."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # a symbolic link (ELOOP), gone, or unreadable
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
 
 
 def release(c: Claim) -> None:
@@ -538,6 +567,9 @@ def process_claimed(c: Claim, config: Config, *, as_of: date | None = None, docu
     knows which run folder belongs to the file and whether it is complete.
     """
     name = c.input.name
+    if not regular_file(c.input):  # swapped for a link or a pipe after it was looked at: never read
+        return _fail(c, None, f"{name}: this is not a regular file (a link or a pipe took its place in the inbox), "
+                              "so it was not read; save the spreadsheet into the inbox again")
     try:
         sha256 = file_sha256(c.input)
     except OSError as exc:
@@ -575,6 +607,11 @@ def process_claimed(c: Claim, config: Config, *, as_of: date | None = None, docu
             if isinstance(exc, ReintegrateError):
                 _return_to_inbox(c)
                 raise WatchStopped(f"{exc} ({name} is back in the inbox)") from None
+            error = files.os_error(exc)
+            if error is not None and isinstance(exc, Exception) and error.errno in files.ENVIRONMENT_ERRNOS:
+                # the disk, not the file: try it again later
+                return _return_to_inbox(c, summary=f"the run could not be written ({error.strerror or error}); "
+                                                   "left in the inbox to be tried again")
             if isinstance(exc, Exception):
                 return _fail(c, sha256, f"{name}: could not be processed because of an unexpected error "
                                         f"({type(exc).__name__}: {exc}); please report it",
@@ -654,7 +691,8 @@ class Watcher:
         self.config = config
         self.inbox = Path(config.inbox)
         self.settle, self.rescan, self.grace = settle, rescan, grace
-        self.as_of, self.documents, self.log = as_of, documents, log
+        self.as_of, self.documents = as_of, documents
+        self.log = lambda line: log(printable(line))  # a file name may hold a newline or a terminal escape
         self.seen: dict[Path, Seen] = {}
         self.told: dict[Path, tuple] = {}  # what we last said about a waiting file, so it is said once
         self.outcomes: list[Outcome] = []

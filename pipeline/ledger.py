@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from pipeline.files import make_dir
+from pipeline.errors import ConfigError
+from pipeline.files import make_dir, tighten_outbox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -106,6 +107,10 @@ class Ledger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         make_dir(self.path.parent)  # owner-only when we create it: run folders and the ledger live here
+        tighten_outbox(self.path.parent)
+        if self.path.is_symlink():  # a planted link would have us write pupils' records wherever it points
+            raise ConfigError(f"the ledger {self.path} is a symbolic link, which reintegrate never makes; remove it "
+                              "(or point `ledger` in reintegrate.toml at the real file) and run again")
         if not self.path.exists():
             # created owner-only before SQLite writes a byte into it
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))

@@ -156,8 +156,11 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
                 [{"referral_id": referral.referral_id, "upn": referral.upn, "planned_return": referral.planned_return_date,
                   "plan": p.plan, "letter": p.letter} for (referral, _), p in zip(accepted, paths)] if documents else [],
             )
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(run_dir, ignore_errors=True)
+            error = files.os_error(exc)
+            if error is not None and error is not exc and not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise error from None  # a full disk or a lost share, whoever reported it: one sentence, not a traceback
             raise
     return RunResult(path, run_id, run_dir, data["rows"], data["accepted"], data["rejected"], data["warnings"],
                      pdfs=pdfs, pdf_failed=pdf_failed, summary=data)

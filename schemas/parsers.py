@@ -74,8 +74,8 @@ def parse_uk_date(value) -> date:
         value = value.date()  # a date with a time of day is still the date the officer meant
     if isinstance(value, date):
         if not YEARS[0] <= value.year <= YEARS[1]:
-            raise ValueError(f"'{format_uk_date(value)}' is not a plausible date: the year {value.year} is not "
-                             f"between {YEARS[0]} and {YEARS[1]}; check the year")
+            raise ValueError(f"the date is not plausible: its year is not between {YEARS[0]} and {YEARS[1]}; "
+                             "check the year")
         return value
     if isinstance(value, bool):
         raise ValueError(f"'{value}' is not a date")
@@ -131,7 +131,8 @@ def parse_upn(value) -> tuple[str, bool]:
         raise ValueError("a UPN is a letter, 11 digits, then a digit (or a letter for a temporary UPN)")
     expected = upn_check_letter(text)
     if text[0] != expected:
-        raise ValueError(f"the UPN's check letter is wrong (the digits give '{expected}', not '{text[0]}'): check it was copied correctly")
+        # no letter or digit of it in the message: a UPN identifies a child, and messages reach terminals and logs
+        raise ValueError("the UPN's check letter does not match its digits: check it was copied correctly")
     return text, text[12].isalpha()
 
 

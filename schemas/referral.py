@@ -9,6 +9,7 @@ it, and its error messages are keyed by heading so every message can name its ce
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, time
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -65,6 +66,9 @@ def _referral_id(value) -> str:
     text = _text(value)
     if len(text) > MAX_REFERRAL_ID:
         raise ValueError(f"a Referral ID is at most {MAX_REFERRAL_ID} characters; this one has {len(text):,}")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text):
+        raise ValueError("a Referral ID cannot hold control or invisible characters (a line break, a tab, a "
+                         "direction mark): retype it")
     return text
 
 
@@ -187,8 +191,10 @@ class ReferralSchema(Schema):
                         hint="R (Reception) or 1 to 11; 'Year 9', 'Y9' and '9' all mean 9.")
     sen_status = _field("SEN status", _choice(SEN, {"SEN": "SEN support", "SEN K": "SEN support", "K": "SEN support",
                                                      "EHC plan": "EHCP", "E": "EHCP", "None": "No SEN", "N": "No SEN"}),
-                        required=True, kind="choice", choices=SEN, aliases=("SEND", "SEND status", "SEN"))
-    looked_after_child = yes_no("Looked after child", required=True, aliases=("LAC", "CLA", "Looked after", "CLA/LAC"))
+                        required=True, kind="choice", choices=SEN, aliases=("SEND", "SEND status", "SEN"),
+                        personal=True)  # special category data: what was typed is never quoted in a message
+    looked_after_child = yes_no("Looked after child", required=True, aliases=("LAC", "CLA", "Looked after", "CLA/LAC"),
+                                personal=True)
     social_worker = text("Social worker")
     parent_carer_name = text("Parent/carer name", required=True, personal=True, aliases=("Parent name", "Carer name", "Parent", "Parent/carer"))
     parent_carer_email = email("Parent/carer email", personal=True, aliases=("Parent email", "Carer email"))

@@ -189,7 +189,7 @@ def test_the_summary_fits_one_screen_and_counts_rejections_by_rule(example_run):
 def test_the_terminal_shows_ids_cells_and_messages_never_personal_data(example_run):
     _, result = example_run
     printed = result.stdout + result.stderr
-    assert "row 7 (HAV-00003): the UPN's check letter is wrong" in printed and "(cell B7, UPN)" in printed
+    assert "row 7 (HAV-00003): the UPN's check letter does not match its digits" in printed and "(cell B7, UPN)" in printed
     leaked = [value for value in personal_data(EXAMPLE) if value.lower() in printed.lower()]
     assert leaked == []
 

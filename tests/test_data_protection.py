@@ -104,7 +104,7 @@ def test_terminal_output_names_rows_ids_and_cells_never_personal_data(tmp_path):
             assert secret.lower() not in printed.lower(), secret
         # what it does say: the row, the Referral ID and the cell of each error
         assert re.search(r"row 2 \(HAV-00001\): .*\(cell F2, Date of birth\)", printed)
-        assert re.search(r"row 5 \(HAV-00004\): the UPN's check letter is wrong .*\(cell B5, UPN\)", printed)
+        assert re.search(r"row 5 \(HAV-00004\): the UPN.s check letter does not match its digits.*\(cell B5, UPN\)", printed)
     summary = json.loads((run_folders(outbox)[-1] / "summary.json").read_text(encoding="utf-8"))
     messages = " ".join(i["message"] for r in summary["referrals"] for i in r["issues"])
     for secret in secrets:

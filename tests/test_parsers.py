@@ -76,7 +76,7 @@ def test_any_real_date_round_trips_in_every_uk_spelling(d):
 @given(st.dates(min_value=date(1000, 1, 1), max_value=date(9999, 12, 31)).filter(lambda d: not 1900 <= d.year <= 2100))
 def test_an_implausible_year_is_an_error_in_every_spelling_never_a_guess(d):
     for value in (d, d.strftime("%d/%m/%Y"), d.strftime("%d-%b-%Y"), d.isoformat()):
-        with pytest.raises(ValueError, match=f"the year {d.year} is not between 1900 and 2100"):
+        with pytest.raises(ValueError, match="year.* is not between 1900 and 2100"):
             parse_uk_date(value)
 
 
