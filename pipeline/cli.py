@@ -508,6 +508,24 @@ def send(run_dir, dry_run, resend, config_path, quiet, verbose):
     sys.exit(code)
 
 
+def _older_trackers_in_use(outbox: Path, chosen: Path, out: Output) -> None:
+    """Each run folder has its own tracker, and a run made again after a fix starts a fresh one: say so when an
+    earlier run's tracker already holds recorded reviews, so none is forgotten."""
+    import json
+
+    if chosen == outbox:
+        return
+    for run in sorted(p for p in outbox.iterdir() if p.is_dir() and p.name < chosen.name):
+        try:
+            totals = json.loads((run / "review-state.json").read_text(encoding="utf-8"))["totals"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if totals.get("held", 0) + totals.get("missed", 0) + totals.get("cancelled", 0):
+            out.info(f"Note: the earlier run {run.name} has reviews recorded in its own tracker. Each run folder has "
+                     "its own review-tracker.xlsx: keep recording in the one whose plans the schools have, with "
+                     f"`reintegrate reviews {_quote(_shown(run / 'review-tracker.xlsx'))}`.")
+
+
 def _run_folder(folder: Path, out: Output) -> Path:
     """A run folder as given, or for an outbox (a folder of run folders) its newest run folder with
     documents: run ids sort by time."""
@@ -623,7 +641,9 @@ def reviews(tracker, outbox, as_of, config_path, quiet, verbose):
     out = _output(quiet, verbose)
     config = _config(config_path, outbox, out)
     if tracker.is_dir():
-        tracker = _run_folder(tracker, out) / "review-tracker.xlsx"
+        folder = tracker
+        tracker = _run_folder(folder, out) / "review-tracker.xlsx"
+        _older_trackers_in_use(folder, tracker.parent, out)
     progress = _ProgressBar("Writing reviewed plans") if out.progress else None
     try:
         report = review_tracker(tracker, outbox=config.outbox, as_of=as_of, config=config, progress=progress)

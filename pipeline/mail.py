@@ -530,7 +530,8 @@ class SendReport:
         maybe = f", {len(self.uncertain)} may have been sent" if self.uncertain else ""
         if self.dry_run:
             verb = "would be drafted" if self.transport == "files" else "would be sent"
-            return (f"Dry run: {len(self.planned)} {verb}, {len(self.skipped)} already sent, "
+            done = "already drafted or sent" if self.transport == "files" else "already sent"
+            return (f"Dry run: {len(self.planned)} {verb}, {len(self.skipped)} {done}, "
                     f"{len(self.blocked)} blocked, {len(self.failed)} failed; nothing was sent.")
         return (f"{len(self.sent)} sent, {len(self.drafted)} drafted, {len(self.skipped)} skipped, "
                 f"{len(self.blocked)} blocked, {len(self.failed)} failed{maybe}.")

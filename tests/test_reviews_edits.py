@@ -200,3 +200,17 @@ def test_a_reviewed_plan_gets_its_pdf_copy_when_pdf_is_on(edited, monkeypatch):
     pdf = reviewed.with_suffix(".pdf")
     assert report.pdf_failed == () and pdf.read_bytes().startswith(b"%PDF")
     assert pdf.stat().st_mode & 0o077 == 0
+
+
+def test_reviews_outbox_reminds_of_an_earlier_runs_tracker_in_use(make_run):  # noqa: F811
+    first_dir, first = make_run(1)
+    tracker = first_dir / "review-tracker.xlsx"
+    wb, ws = open_tracker(tracker)
+    fill(ws, first["referrals"][0]["referral_id"], 1, "Held", "Settling well.")
+    wb.save(tracker)
+    review_tracker(tracker, as_of=AFTER)
+    second_dir, _ = make_run(1)  # the workbook run again after a fix: a fresh tracker
+    result = CliRunner().invoke(main, ["reviews", str(first_dir.parent), "--as-of", AFTER.isoformat()])
+    assert f"Using the newest run folder with documents: {second_dir.parent.name}/{second_dir.name}" in result.output \
+        or second_dir.name in result.output
+    assert f"Note: the earlier run {first_dir.name} has reviews recorded in its own tracker" in result.output
