@@ -226,11 +226,10 @@ class EmailSettings:
 # ------------------------------------------------------------------------------------------ templates
 
 def _shipped_templates() -> Path | None:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_templates", here.parent / "templates"):  # installed wheel, then source tree
-        if (candidate / "email" / EMAIL_TEMPLATE).is_file():
-            return candidate
-    return None
+    from pipeline.resources import shipped
+
+    found = shipped(f"templates/email/{EMAIL_TEMPLATE}")  # the one lookup: a checkout first, then the package
+    return found.parent.parent if found else None
 
 
 @lru_cache(maxsize=8)

@@ -610,10 +610,10 @@ def compile_template(path) -> CompiledTemplate:
 
 def default_templates_dir() -> Path:
     """The repository's ``templates/`` in a checkout, else the copy installed with the package."""
-    checkout = Path(__file__).resolve().parent.parent / "templates"
-    if (checkout / PLAN).is_file():
-        return checkout
-    return Path(__file__).resolve().parent / "_templates"
+    from pipeline.resources import shipped
+
+    found = shipped(f"templates/{PLAN}")
+    return found.parent if found else Path(__file__).resolve().parent / "_templates"
 
 
 def load_templates(templates_dir=None) -> dict[str, CompiledTemplate]:

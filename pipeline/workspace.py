@@ -175,11 +175,9 @@ class InitResult:
 
 def example_workbook() -> Path | None:
     """The shipped example workbook: `examples/` in a checkout, else the copy installed with the package."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "examples" / EXAMPLE_NAME, here / "_examples" / EXAMPLE_NAME):
-        if candidate.is_file():
-            return candidate
-    return None
+    from pipeline.resources import shipped
+
+    return shipped(f"examples/{EXAMPLE_NAME}")
 
 
 def _crlf(text: str) -> bytes:
