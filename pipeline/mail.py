@@ -81,7 +81,7 @@ from pipeline.errors import ConfigError, InputError, MissingPassword, Reintegrat
 from pipeline.addresses import split_address, allowed_domains_of, domain_allowed, domain_of
 from pipeline.files import safe_name_part, write_bytes
 from pipeline.ledger import referral_key
-from pipeline.plan_record import newest_plan
+from pipeline.plan_record import newest_plan, review_date_of
 
 __all__ = [
     "DOCX_TYPE",
@@ -393,8 +393,7 @@ def _prepare(entry: dict, run_dir: Path, index: int = 0, attach_pdf: bool = Fals
         cc = None
     files = [_read_document(run_dir, entry, "plan"), _read_document(run_dir, entry, "letter")]
     plan_path = files[0][0]
-    review_date = plan_path.name[-len("YYYY-MM-DD.docx"):-len(".docx")] if plan_path.name.endswith(
-        ".docx") and ".reviewed-" in plan_path.name else None
+    review_date = review_date_of(plan_path)
     as_generated = review_date is None and all(
         entry.get(f"{key}_sha256") == hashlib.sha256(data).hexdigest()
         for key, (_, data) in zip(("plan", "letter"), files))

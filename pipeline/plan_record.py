@@ -20,7 +20,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pipeline import files
 from schemas.parsers import normalise_heading
@@ -144,6 +144,20 @@ def fill_review_record(source: Path, dest: Path, records: list[dict]) -> Filled 
 
 
 _REVIEW_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_REVIEWED = re.compile(r"\.reviewed-(\d{4}-\d{2}-\d{2})\.docx$")
+
+
+def reviewed_plan_name(plan: str, as_of: date) -> str:
+    """``plans/HAV-0001_Smith_Amy.docx`` -> ``plans/HAV-0001_Smith_Amy.reviewed-2027-03-01.docx`` (what
+    `newest_plan` picks up)."""
+    p = PurePosixPath(plan)
+    return str(p.with_name(f"{p.stem}.reviewed-{as_of.isoformat()}.docx"))
+
+
+def review_date_of(plan: Path) -> str | None:
+    """``2027-03-01`` for a reviewed version of a plan, None for the plan as `run` wrote it."""
+    match = _REVIEWED.search(Path(plan).name)
+    return match[1] if match else None
 
 
 def newest_plan(plan: Path) -> Path:

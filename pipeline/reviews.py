@@ -55,7 +55,7 @@ from pipeline import files
 from pipeline.config import Config
 from pipeline.context import build_context, long_date
 from pipeline.errors import ERROR, WARNING, InputError, Issue
-from pipeline.plan_record import newest_plan
+from pipeline.plan_record import newest_plan, reviewed_plan_name
 from pipeline.tracker import RUN_ID_PROPERTY
 from pipeline.tracker import SHEET as SHEET_NAME
 from schemas import tracker as schema
@@ -622,13 +622,6 @@ def _judge(tracker: Tracker, entry: Entry, rows: list[TrackerRow], rejected: set
 
 
 # --------------------------------------------------------------------------------------------- writing
-
-
-def reviewed_plan_name(plan: str, as_of: date) -> str:
-    """``plans/HAV-0001_Smith_Amy.docx`` -> ``plans/HAV-0001_Smith_Amy.reviewed-2027-03-01.docx`` (what
-    `pipeline.mail.newest_plan` picks up)."""
-    p = PurePosixPath(plan)
-    return str(p.with_name(f"{p.stem}.reviewed-{as_of.isoformat()}.docx"))
 
 
 def _record(pupil: PupilReviews, as_of: date) -> list[dict]:

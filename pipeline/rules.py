@@ -74,7 +74,7 @@ class Row:
                      value=_display(raw))
 
 
-MAX_REFERRAL_ID = 60  # characters of an unreadable Referral ID shown where a message names its row
+MAX_SHOWN_ID = 60  # characters of an unreadable Referral ID shown where a message names its row
 MAX_MESSAGE = 500  # characters of a message before its cell reference (a quoted value can be long)
 MAX_VALUE = 1_000  # characters of a value shown in the report's Value column (the cell itself holds it all)
 
@@ -529,7 +529,7 @@ def check_sheet(sheet: Sheet, ctx: RuleContext) -> list[RowResult]:
             judged = dict(zip(("last_return_date", "last_return_source"), row.last_return or ()))
             referral = to_referral({**row.values, **judged}, row.number)
         rid = row.get("referral_id") or (str(row.raw["referral_id"]) if row.raw.get("referral_id") is not None else None)
-        if rid is not None and len(rid) > MAX_REFERRAL_ID:  # it names the row in every message: keep it short
-            rid = rid[:MAX_REFERRAL_ID - 1] + "…"
+        if rid is not None and len(rid) > MAX_SHOWN_ID:  # it names the row in every message: keep it short
+            rid = rid[:MAX_SHOWN_ID - 1] + "…"
         results.append(RowResult(row.number, rid, row.issues, referral, row.reviews if accepted else []))
     return results

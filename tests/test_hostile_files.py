@@ -114,7 +114,7 @@ def test_pupils_named_in_another_script_still_get_their_documents(tmp_path, work
     path = workbook([valid_row(1, **names), valid_row(2, **names), valid_row(3)])
     result = CliRunner().invoke(main, ["run", str(path), "--outbox", str(tmp_path / "out"), "--as-of", "2026-11-30"])
     assert result.exit_code == 0, result.output
-    (run_dir,) = (tmp_path / "out").iterdir() if False else [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
     plans = sorted(p.name for p in (run_dir / "plans").iterdir())
     assert len(plans) == 3 and all(len(n.encode()) <= 200 for n in plans)
     assert plans[0].startswith("HAV-00001_") and plans[1].startswith("HAV-00002_")  # sortable by Referral ID
