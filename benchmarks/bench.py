@@ -7,13 +7,13 @@ rows, against docxtpl rendering the same plan template in the same invocation, c
 What it does, all in one invocation so that every figure is measured on the same machine at the same time:
 
 1. writes N realistic, all-valid referral rows with the project's own example generator
-   (`pipeline.examples.generate_rows` / `write_rows`) into a temporary folder;
+   (`pipeline.write.examples.generate_rows` / `write_rows`) into a temporary folder;
 2. runs the real command line (`python -m pipeline run|validate FILE --outbox ... --as-of 2026-11-30`) as a
    child process, `--repeat` times per size, each in a fresh outbox; wall clock from start to exit, and peak
    memory of the largest process (the CLI or any worker it started) from `os.wait4`'s `ru_maxrss`, which on
    Linux covers the child and every descendant it waited for;
 3. renders the plan template with docxtpl (`DocxTemplate(path).render(context)` then `save`, the way
-   docxtpl makes one document) for referrals from the same generated rows, with `pipeline.context.build_context`,
+   docxtpl makes one document) for referrals from the same generated rows, with `pipeline.write.context.build_context`,
    a few plans before each run, so its figure comes from the same moments of a shared machine as ours;
 4. prints rows per second, ms per accepted pupil, the ratio to docxtpl's ms per plan, and the peak memory,
    each with the target it has to meet; exits 1 when a target is missed.
@@ -52,7 +52,7 @@ TARGET_VALIDATE_10K_S = 5.0  # `validate` on 10,000 rows
 
 
 def write_input(folder: Path, rows: int) -> Path:
-    from pipeline.examples import generate_rows, write_rows
+    from pipeline.write.examples import generate_rows, write_rows
 
     return write_rows(folder / f"referrals-{rows}.xlsx", generate_rows(rows, seed=SEED))
 
@@ -113,11 +113,11 @@ class Docxtpl:
     def __init__(self, count: int):
         from docxtpl import DocxTemplate
 
-        from pipeline.calendar import SchoolCalendar
-        from pipeline.context import build_context
-        from pipeline.examples import generate_rows
-        from pipeline.render import PLAN, default_templates_dir
-        from pipeline.rules import RuleContext, check_sheet
+        from pipeline.check.calendar import SchoolCalendar
+        from pipeline.write.context import build_context
+        from pipeline.write.examples import generate_rows
+        from pipeline.write.render import PLAN, default_templates_dir
+        from pipeline.check.rules import RuleContext, check_sheet
 
         self.DocxTemplate = DocxTemplate
         self.template = str(default_templates_dir() / PLAN)
@@ -146,7 +146,7 @@ class Docxtpl:
 
 def _checked(rows, check_sheet, RuleContext, SchoolCalendar):
     """The generated rows through the real schema and rules, as `run` sees them (Referral and review dates)."""
-    from pipeline.ingest import Column, InputRow, Sheet
+    from pipeline.read.ingest import Column, InputRow, Sheet
     from schemas.referral import HEADINGS
 
     columns = {name: Column(name, i, heading) for i, (name, heading) in enumerate(HEADINGS.items())}

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from pipeline import files
-from pipeline.addresses import allowed_domains_of
-from pipeline.calendar import SchoolCalendar
-from pipeline.config import Config
-from pipeline.ingest import read_referrals
-from pipeline.ledger import Ledger, now_iso
-from pipeline.reports import summary, write_json_by_line, write_summary, write_validation_report
-from pipeline.rules import RuleContext, check_sheet, provisional_years
+from pipeline.core import files
+from pipeline.core.addresses import allowed_domains_of
+from pipeline.check.calendar import SchoolCalendar
+from pipeline.core.config import Config
+from pipeline.read.ingest import read_referrals
+from pipeline.core.ledger import Ledger, now_iso
+from pipeline.write.reports import summary, write_json_by_line, write_summary, write_validation_report
+from pipeline.check.rules import RuleContext, check_sheet, provisional_years
 
 EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE = 0, 1, 2
 
@@ -72,9 +72,9 @@ def manifest(run_id: str, input_name: str, as_of: date, accepted: list, written:
 
 def pdf_copies(run_dir: Path, accepted: list, paths: list, *, soffice: str | None = None,
                workers: int | None = None, progress=None) -> tuple[int, tuple[str, ...]]:
-    """A PDF beside each plan and letter (`pipeline.pdf`): how many were written, and a sentence for each
+    """A PDF beside each plan and letter (`pipeline.deliver.pdf`): how many were written, and a sentence for each
     document left without one, naming its Referral ID (never the file: its name carries the pupil's)."""
-    from pipeline.pdf import convert_to_pdf
+    from pipeline.deliver.pdf import convert_to_pdf
 
     sources, labels = [], []
     for (referral, _), docs in zip(accepted, paths):
@@ -95,16 +95,16 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
                  run_id: str | None = None, pdf: bool | None = None, pdf_progress=None) -> RunResult:
     """Validate one spreadsheet and, with `documents`, write its plans, letters and tracker. Raises InputError
     (nothing written) when the file cannot be read at all. `run_id` (from `files.new_run_id()`) lets a caller
-    name the run folder before it exists, so it can find and remove an interrupted one (`pipeline.inbox`).
+    name the run folder before it exists, so it can find and remove an interrupted one (`pipeline.watch.inbox`).
     `pdf` (default: the config's `pdf`) also saves a PDF copy beside each plan and letter; LibreOffice is looked
-    for first, so without it `pipeline.pdf.LibreOfficeNotFound` is raised before anything is read or written."""
+    for first, so without it `pipeline.deliver.pdf.LibreOfficeNotFound` is raised before anything is read or written."""
     config = config or Config()
     as_of = as_of or date.today()
     path = Path(path)
     pdf = documents and (config.pdf if pdf is None else pdf)
     pdfs, pdf_failed = 0, ()
     if pdf:
-        from pipeline.pdf import require_soffice
+        from pipeline.deliver.pdf import require_soffice
 
         soffice = require_soffice()
     sheet = read_referrals(path)
@@ -127,8 +127,8 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
                 write_validation_report(run_dir / "validation-report.xlsx", sheet, results)
 
             if documents and accepted:
-                from pipeline.documents import write_documents
-                from pipeline.tracker import tracker_rows, write_tracker
+                from pipeline.write.documents import write_documents
+                from pipeline.write.tracker import tracker_rows, write_tracker
 
                 def tracker_and_report():  # done by this process while worker processes render the documents
                     rows = [row for referral, reviews in accepted for row in tracker_rows(referral, reviews)]

@@ -1,2 +1,2 @@
 """Marshmallow schemas: what a referral row and a tracker row look like. Nothing here knows the calendar or
-the ledger; rules that need them live in `pipeline.rules`."""
+the ledger; rules that need them live in `pipeline.check.rules`."""

@@ -1,11 +1,11 @@
 """The review tracker row schema: one field per column `reintegrate reviews` reads back, and nothing else.
 
-The tracker (`review-tracker.xlsx`, SPEC 4) is written by `pipeline.tracker`; officers then fill it in by
+The tracker (`review-tracker.xlsx`, SPEC 4) is written by `pipeline.write.tracker`; officers then fill it in by
 hand. This schema reads one of its rows as the officer left it. Like `schemas.referral`, `data_key` is the
 heading exactly as the tracker spells it and `metadata` carries the other spellings we accept, so every
 message can name its cell. The informational columns the tracker also carries (Pupil, Receiving school,
 Key worker) are not fields: they are never read back into a plan (the Pupil cell is only compared with
-the run's pupil, in `pipeline.reviews`).
+the run's pupil, in `pipeline.reviews.review`).
 
 A row reads as::
 
@@ -14,7 +14,7 @@ A row reads as::
      "outcome": "Settling well" or None, "next_steps": "..." or None}
 
 Rules that need the run or the as-of date (is the review overdue, was it scheduled, is a Held review dated
-in the future) live in `pipeline.reviews`, not here.
+in the future) live in `pipeline.reviews.review`, not here.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _field(heading, parser, *, required=False, aliases=(), hint="", choices=None
 
 
 class ReviewRowSchema(Schema):
-    """One row of the `Reviews` sheet. Blank cells are left out of the input dict (as `pipeline.ingest` does)."""
+    """One row of the `Reviews` sheet. Blank cells are left out of the input dict (as `pipeline.read.ingest` does)."""
 
     class Meta:
         unknown = EXCLUDE
@@ -124,7 +124,7 @@ SCHEMA = ReviewRowSchema()
 HEADINGS = {name: f.data_key for name, f in SCHEMA.fields.items()}  # field name -> tracker heading
 FIELD_BY_HEADING = {v: k for k, v in HEADINGS.items()}
 REQUIRED_COLUMNS = ("referral_id", "review", "date", "status")  # a sheet without one of these is not a tracker
-# the tracker's other columns (pipeline.tracker.HEADINGS): read for checks only, never an "unknown column"
+# the tracker's other columns (pipeline.write.tracker.HEADINGS): read for checks only, never an "unknown column"
 INFORMATION_HEADINGS = ("Pupil", "Receiving school", "Key worker")
 
 

@@ -7,9 +7,9 @@ from datetime import date
 
 import pytest
 
-from pipeline.calendar import SchoolCalendar
-from pipeline.config import Config
-from pipeline.examples import generate_rows, write_rows
+from pipeline.check.calendar import SchoolCalendar
+from pipeline.core.config import Config
+from pipeline.write.examples import generate_rows, write_rows
 
 AS_OF = date(2026, 11, 30)  # the example rows are decided from 30 Nov 2026 and return in spring 2027
 

@@ -23,7 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 import xlsxwriter
 from openpyxl.utils import get_column_letter
 
-from pipeline.examples import generate_rows, write_rows
+from pipeline.write.examples import generate_rows, write_rows
 from schemas.referral import HEADINGS
 
 HEADING_LIST = list(HEADINGS.values())

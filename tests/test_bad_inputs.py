@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import ingest
-from pipeline.cli import main
-from pipeline.config import Config
-from pipeline.errors import InputError
-from pipeline.ingest import read_referrals
+from pipeline.read import ingest
+from pipeline.cli.main import main
+from pipeline.core.config import Config
+from pipeline.core.errors import InputError
+from pipeline.read.ingest import read_referrals
 from tests import corpus
-from pipeline.examples import write_rows
+from pipeline.write.examples import write_rows
 from tests.corpus import COLUMN
 
 AS_OF = "2026-11-30"
@@ -165,7 +165,7 @@ def test_a_million_empty_formatted_rows_read_in_seconds_and_bounded_memory(input
     """The workbook as a real process: time and peak memory (maxrss) of the whole `validate`."""
     path = corpus.million_empty_rows(inputs)
     script = ("import resource, sys, time\n"
-              "from pipeline.cli import main\n"
+              "from pipeline.cli.main import main\n"
               "t = time.monotonic()\n"
               "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
               "print(code, round(time.monotonic() - t, 2), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
@@ -307,8 +307,8 @@ def test_dates_as_numbers_and_as_text(inputs, tmp_path):
 
 def test_serial_and_text_dates_read_as_the_same_dates(inputs):
     path = corpus.dates_as_numbers_and_text(inputs)
-    from pipeline.rules import RuleContext, check_sheet
-    from pipeline.calendar import SchoolCalendar
+    from pipeline.check.rules import RuleContext, check_sheet
+    from pipeline.check.calendar import SchoolCalendar
 
     results = check_sheet(read_referrals(path), RuleContext(SchoolCalendar.load(), date(2026, 11, 30)))
     original = corpus.rows(4)
@@ -365,7 +365,7 @@ def test_a_number_typed_into_a_date_formatted_cell_is_located_not_a_crash(inputs
 
 # ---------------------------------------------------------------- the inbox: failed/ with the sentence beside it
 def test_the_inbox_moves_unreadable_files_to_failed_with_the_sentence(tmp_path):
-    from pipeline.inbox import watch
+    from pipeline.watch.inbox import watch
 
     inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
     inbox.mkdir()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.examples import generate_rows, write_rows
+from pipeline.write.examples import generate_rows, write_rows
 
 pytestmark = pytest.mark.slow
 

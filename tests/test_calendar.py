@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.calendar import SchoolCalendar, Term
-from pipeline.errors import CalendarError, ConfigError
+from pipeline.check.calendar import SchoolCalendar, Term
+from pipeline.core.errors import CalendarError, ConfigError
 
 D = date
 CAL = SchoolCalendar.load()

@@ -20,13 +20,13 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from pipeline import pdf as pdf_module
-from pipeline.cli import main
-from pipeline.config import load_config
-from pipeline.examples import write_rows
+from pipeline.deliver import pdf as pdf_module
+from pipeline.cli.main import main
+from pipeline.core.config import load_config
+from pipeline.write.examples import write_rows
 from pipeline.run import process_file
-from pipeline.summary_table import RULE_TITLES
-from pipeline.workspace import init_workspace
+from pipeline.cli.summary import RULE_TITLES
+from pipeline.cli.workspace import init_workspace
 from tests.test_pdf import FAKE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +91,7 @@ def _run_forever_then_stop(args: list[str], cwd: Path) -> int:
     try:
         line = proc.stdout.readline()
         assert " watching " in line, line + proc.stderr.read()
-        time.sleep(1)  # into its wait: a SIGTERM during its first scan waits for the next (pipeline/inbox.py)
+        time.sleep(1)  # into its wait: a SIGTERM during its first scan waits for the next (pipeline/watch/inbox.py)
         proc.send_signal(signal.SIGTERM)
         return proc.wait(timeout=30)
     finally:
@@ -205,9 +205,9 @@ def test_rejected_rows_say_what_to_do_next(example_run):
 
 
 def test_every_rule_has_a_meaning_in_the_summary():
-    import pipeline.rules
+    import pipeline.check.rules
 
-    documented = set(re.findall(r"^\| (\S+)\s+\|", pipeline.rules.__doc__, re.M)) - {"rule"}
+    documented = set(re.findall(r"^\| (\S+)\s+\|", pipeline.check.rules.__doc__, re.M)) - {"rule"}
     assert documented == set(RULE_TITLES)
 
 

@@ -1,4 +1,4 @@
-"""pipeline.context: the plain, display-ready dict every Word template is filled from."""
+"""pipeline.write.context: the plain, display-ready dict every Word template is filled from."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.context import (
+from pipeline.write.context import (
     MINIMUM_EXPECTATIONS,
     SAMPLE_CONTEXT,
     build_context,

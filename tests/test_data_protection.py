@@ -20,10 +20,10 @@ import pytest
 from click.testing import CliRunner
 from lxml import etree
 
-from pipeline.cli import main
-from pipeline.config import Config
-from pipeline.errors import TemplateError
-from pipeline.examples import write_rows
+from pipeline.cli.main import main
+from pipeline.core.config import Config
+from pipeline.core.errors import TemplateError
+from pipeline.write.examples import write_rows
 from tests import corpus
 
 AS_OF = "2026-11-30"
@@ -112,7 +112,7 @@ def test_terminal_output_names_rows_ids_and_cells_never_personal_data(tmp_path):
 
 
 def test_the_watchers_log_and_error_notes_carry_no_personal_data(tmp_path):
-    from pipeline.inbox import watch
+    from pipeline.watch.inbox import watch
 
     rows, secrets = _personal_rows()
     inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
@@ -226,10 +226,10 @@ ATTACKS = [
 
 
 def _context():
-    from pipeline.context import build_context
-    from pipeline.calendar import SchoolCalendar
-    from pipeline.rules import RuleContext, check_sheet
-    from pipeline.ingest import read_referrals
+    from pipeline.write.context import build_context
+    from pipeline.check.calendar import SchoolCalendar
+    from pipeline.check.rules import RuleContext, check_sheet
+    from pipeline.read.ingest import read_referrals
 
     path = corpus.valid_workbook(Path(tempfile.mkdtemp()), n=1)
     (result,) = check_sheet(read_referrals(path), RuleContext(SchoolCalendar.load(), date(2026, 11, 30)))
@@ -239,7 +239,7 @@ def _context():
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_a_tampered_word_template_cannot_run_code(tmp_path, attack, monkeypatch):
-    from pipeline.render import compile_template
+    from pipeline.write.render import compile_template
 
     monkeypatch.chdir(tmp_path)
     document = docx.Document()
@@ -255,7 +255,7 @@ def test_a_tampered_word_template_cannot_run_code(tmp_path, attack, monkeypatch)
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_a_tampered_email_template_cannot_run_code(tmp_path, attack, monkeypatch):
     import jinja2
-    from pipeline.mail import load_email_template
+    from pipeline.deliver.mail import load_email_template
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "templates" / "email").mkdir(parents=True)
@@ -285,7 +285,7 @@ def test_a_tampered_template_in_a_run_is_one_sentence_and_exit_2(tmp_path, monke
 def test_a_template_edited_between_runs_in_one_process_is_used(tmp_path):
     import shutil
 
-    from pipeline.render import default_templates_dir
+    from pipeline.write.render import default_templates_dir
     from pipeline.run import process_file
 
     templates = tmp_path / "templates"
@@ -340,7 +340,7 @@ def test_no_temporary_file_survives_a_run_that_fails_half_way(tmp_path, private_
     """Interrupt the run while it writes (Ctrl+C, a full disk, out of memory) at each kind of file."""
     import xlsxwriter
 
-    from pipeline import render
+    from pipeline.write import render
 
     calls = {"n": 0}
     if where == "render":

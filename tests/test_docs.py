@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.context import sample_context
-from pipeline.mail import EMAIL_CONTEXT_KEYS
-from pipeline.summary_table import RULE_TITLES
+from pipeline.cli.main import main
+from pipeline.write.context import sample_context
+from pipeline.deliver.mail import EMAIL_CONTEXT_KEYS
+from pipeline.cli.summary import RULE_TITLES
 from schemas.referral import SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent

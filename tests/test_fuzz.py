@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from pipeline.calendar import SchoolCalendar
-from pipeline.errors import InputError
-from pipeline.ingest import HEADING_SEARCH_ROWS, InputRow, Sheet, _clean, read_referrals
-from pipeline.rules import RuleContext, check_sheet
+from pipeline.check.calendar import SchoolCalendar
+from pipeline.core.errors import InputError
+from pipeline.read.ingest import HEADING_SEARCH_ROWS, InputRow, Sheet, _clean, read_referrals
+from pipeline.check.rules import RuleContext, check_sheet
 from schemas.referral import HEADINGS, SCHEMA
 from tests import corpus
 
@@ -63,7 +63,7 @@ def random_rows(draw):
 
 
 def sheet_of(rows: list[dict]) -> Sheet:
-    from pipeline.ingest import Column
+    from pipeline.read.ingest import Column
 
     columns = {name: Column(name, i, HEADINGS[name]) for i, name in enumerate(FIELDS)}
     rows = [{k: _clean(v) for k, v in row.items() if _clean(v) is not None} for row in rows]  # as ingest hands them on
@@ -107,7 +107,7 @@ def test_the_schema_never_raises_anything_but_validation_errors(values):
 # ---------------------------------------------------------------- an accepted row always renders
 @pytest.fixture(scope="module")
 def templates():
-    from pipeline.render import load_templates
+    from pipeline.write.render import load_templates
 
     return load_templates()
 
@@ -135,8 +135,8 @@ def accepted_rows(draw):
                                                                   HealthCheck.function_scoped_fixture])
 @given(accepted_rows())
 def test_an_accepted_row_always_renders(templates, row):
-    from pipeline.context import build_context
-    from pipeline.render import LETTERS, PLAN
+    from pipeline.write.context import build_context
+    from pipeline.write.render import LETTERS, PLAN
 
     (result,) = check_sheet(sheet_of([row]), RuleContext(CALENDAR, AS_OF, None))
     assume(result.accepted)

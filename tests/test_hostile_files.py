@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import inbox as watcher
-from pipeline.cli import main
-from pipeline.config import Config
-from pipeline.errors import ConfigError
-from pipeline.ledger import Ledger
-from pipeline.printable import printable
+from pipeline.watch import inbox as watcher
+from pipeline.cli.main import main
+from pipeline.core.config import Config
+from pipeline.core.errors import ConfigError
+from pipeline.core.ledger import Ledger
+from pipeline.core.printable import printable
 from tests.test_inbox import referrals, sha
 
 

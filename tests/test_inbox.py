@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import files
-from pipeline import inbox as watcher
-from pipeline.config import Config
-from pipeline.errors import TemplateError
-from pipeline.examples import generate_rows, write_rows
+from pipeline.core import files
+from pipeline.watch import inbox as watcher
+from pipeline.core.config import Config
+from pipeline.core.errors import TemplateError
+from pipeline.write.examples import generate_rows, write_rows
 from pipeline.run import process_file
 
 AS_OF = "2026-11-30"
@@ -59,8 +59,8 @@ def pupil_names(seeds_and_sizes) -> set[str]:
 
 
 def start(tmp_path, *args, script=None, env=None, stderr=None) -> subprocess.Popen:
-    """The watcher as an officer's service runs it (`python -m pipeline.inbox` is `reintegrate watch`)."""
-    cmd = [sys.executable, *([str(script)] if script else ["-m", "pipeline.inbox"]),
+    """The watcher as an officer's service runs it (`python -m pipeline.watch.inbox` is `reintegrate watch`)."""
+    cmd = [sys.executable, *([str(script)] if script else ["-m", "pipeline.watch.inbox"]),
            "--inbox", str(tmp_path / "inbox"), "--outbox", str(tmp_path / "outbox"),
            "--settle", SETTLE, "--rescan", "1", "--as-of", AS_OF, *args]
     return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE if stderr is None else stderr,
@@ -303,7 +303,7 @@ def test_a_broken_setup_stops_the_watcher_and_keeps_the_file_waiting(tmp_path, m
 
 
 def test_missing_inbox_is_a_plain_error(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "pipeline.inbox", "--once", "--inbox", str(tmp_path / "nowhere")],
+    p = subprocess.run([sys.executable, "-m", "pipeline.watch.inbox", "--once", "--inbox", str(tmp_path / "nowhere")],
                        cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and p.stderr.startswith("Error: the inbox folder") and "Traceback" not in p.stderr
 
@@ -419,8 +419,8 @@ def test_slow_copies_are_taken_only_when_complete(tmp_path):
 
 CRASH_SCRIPT = """
 import os, sys, time
-import pipeline.inbox as inbox, pipeline.run as run
-from pipeline.ledger import Ledger
+import pipeline.watch.inbox as inbox, pipeline.run as run
+from pipeline.core.ledger import Ledger
 
 point = os.environ["CRASH_AT"]
 
@@ -452,7 +452,7 @@ def after(owner, name):
     "moved": lambda: after(inbox, "move_exclusive"),
     "failed-moved": lambda: before(inbox, "_write_note"),
 }[point]()
-from pipeline.cli import main
+from pipeline.cli.main import main
 main(["watch", *sys.argv[1:]])
 """
 

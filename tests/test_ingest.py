@@ -7,8 +7,8 @@ from datetime import date, datetime
 import openpyxl
 import xlsxwriter
 
-from pipeline.examples import generate_rows, write_rows
-from pipeline.ingest import read_referrals
+from pipeline.write.examples import generate_rows, write_rows
+from pipeline.read.ingest import read_referrals
 from schemas.referral import HEADINGS
 
 

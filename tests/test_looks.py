@@ -15,8 +15,8 @@ import docx
 import openpyxl
 import pytest
 
-from pipeline.config import Config
-from pipeline.pdf import find_soffice
+from pipeline.core.config import Config
+from pipeline.deliver.pdf import find_soffice
 from pipeline.run import run_file
 
 REPO = Path(__file__).resolve().parent.parent

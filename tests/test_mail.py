@@ -1,4 +1,4 @@
-"""pipeline.mail: settings, allowed domains, messages, drafts and SMTP sends against a real local server."""
+"""pipeline.deliver.mail: settings, allowed domains, messages, drafts and SMTP sends against a real local server."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ import docx
 import pytest
 from aiosmtpd.controller import Controller
 
-from pipeline.config import load_config
-from pipeline.errors import ConfigError, InputError
-from pipeline.ledger import Ledger
-from pipeline.mail import (
+from pipeline.core.config import load_config
+from pipeline.core.errors import ConfigError, InputError
+from pipeline.core.ledger import Ledger
+from pipeline.deliver.mail import (
     DOCX_TYPE,
     EMAIL_CONTEXT_KEYS,
     PASSWORD_ENV,
@@ -325,7 +325,7 @@ def test_build_message_uses_templates_dir_override(tmp_path):
 def test_shipped_template_uses_only_known_variables():
     import jinja2.meta
 
-    from pipeline.mail import _environment
+    from pipeline.deliver.mail import _environment
 
     env = _environment(None)
     source = env.loader.get_source(env, "plan-email.txt")[0]
@@ -654,7 +654,7 @@ def test_missing_password_is_a_config_error_before_anything_is_sent(tmp_path, le
 
 
 def test_send_with_config_uses_the_ledger_beside_the_run(tmp_path, smtp_server):
-    from pipeline.config import Config
+    from pipeline.core.config import Config
 
     handler, port = smtp_server()
     run_dir = make_run(tmp_path)
@@ -682,7 +682,7 @@ def test_report_lines_and_dict(tmp_path, ledger):
 
 def test_one_session_gives_up_once_for_several_run_folders(tmp_path, ledger):
     """`run a.xlsx b.xlsx --send` shares one deadline: the second run folder is not tried against a dead server."""
-    from pipeline.mail import SendSession
+    from pipeline.deliver.mail import SendSession
 
     first = make_run(tmp_path / "a", ids=("HAV-0001", "HAV-0002"))
     second = make_run(tmp_path / "b", ids=("HAV-0003",))
@@ -719,7 +719,7 @@ def test_two_ids_with_the_same_safe_name_get_two_drafts(tmp_path, ledger):
 
 
 def test_an_unexpected_error_on_one_message_fails_only_that_message(tmp_path, ledger, monkeypatch):
-    import pipeline.mail as mail
+    import pipeline.deliver.mail as mail
 
     run_dir = make_run(tmp_path, ids=("HAV-0001", "HAV-0002"))
     handler = Recorder()
@@ -746,11 +746,11 @@ def test_an_unexpected_error_on_one_message_fails_only_that_message(tmp_path, le
 def test_check_templates_checks_the_email_template_too(tmp_path):
     from click.testing import CliRunner
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     import shutil
 
-    from pipeline.render import default_templates_dir
+    from pipeline.write.render import default_templates_dir
 
     folder = tmp_path / "templates"
     shutil.copytree(default_templates_dir(), folder)

@@ -20,9 +20,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.ledger import Ledger
-from pipeline.mail import PASSWORD_ENV, EmailSettings, send_run
+from pipeline.cli.main import main
+from pipeline.core.ledger import Ledger
+from pipeline.deliver.mail import PASSWORD_ENV, EmailSettings, send_run
 from tests.test_mail import Recorder, free_port, make_run, smtp_server, smtp_settings  # noqa: F401 (a fixture)
 
 # implicit TLS: aiosmtpd cannot tell its own AUTH check that the connection is TLS from the first byte
@@ -183,7 +183,7 @@ def test_a_server_without_starttls_gets_nothing_in_clear_text(tmp_path, ledger, 
 
 
 def test_ca_file_that_is_not_a_certificate_is_a_config_error(tmp_path):
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     bad = tmp_path / "ca.pem"
     bad.write_text("not a certificate")

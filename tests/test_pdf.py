@@ -1,4 +1,4 @@
-"""pipeline.pdf: PDF copies through LibreOffice, one profile per worker, a time limit, nothing left behind.
+"""pipeline.deliver.pdf: PDF copies through LibreOffice, one profile per worker, a time limit, nothing left behind.
 
 Most tests use a stand-in `soffice` (a small script) so they are fast and can misbehave on purpose; the last
 ones use the real LibreOffice and skip where it is not installed (CI installs it).
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import pdf
-from pipeline.pdf import Converted, LibreOfficeNotFound, convert_to_pdf, find_soffice, require_soffice
+from pipeline.deliver import pdf
+from pipeline.deliver.pdf import Converted, LibreOfficeNotFound, convert_to_pdf, find_soffice, require_soffice
 
 FAKE = r'''#!{python}
 """A stand-in for soffice: --convert-to pdf --outdir DIR FILES... writes DIR/<stem>.pdf for each file."""
@@ -195,7 +195,7 @@ needs_libreoffice = pytest.mark.skipif(find_soffice() is None, reason="LibreOffi
 
 @needs_libreoffice
 def test_run_with_pdf_writes_a_real_pdf_beside_each_plan_and_letter(tmp_path, workbook, valid_row, private_tmp):
-    from pipeline.config import Config
+    from pipeline.core.config import Config
     from pipeline.run import run_file
 
     rows = [valid_row(seed=s) for s in (1, 2)]
@@ -220,8 +220,8 @@ def test_send_attaches_the_pdfs_when_attach_pdf_is_on(tmp_path, workbook, valid_
     from email import policy
     from email.parser import BytesParser
 
-    from pipeline.config import Config
-    from pipeline.mail import send_with_config
+    from pipeline.core.config import Config
+    from pipeline.deliver.mail import send_with_config
     from pipeline.run import run_file
 
     email = {"allowed_domains": ["havering.gov.uk", "sch.uk", "drapersacademy.com"], "attach_pdf": True}

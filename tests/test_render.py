@@ -1,4 +1,4 @@
-"""pipeline.render: our compiled docx renderer, checked against python-docx, docxtpl and Word's rules."""
+"""pipeline.write.render: our compiled docx renderer, checked against python-docx, docxtpl and Word's rules."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from pipeline.context import build_context, sample_context, sample_referral
-from pipeline.errors import TemplateError
-from pipeline.render import (
+from pipeline.write.context import build_context, sample_context, sample_referral
+from pipeline.core.errors import TemplateError
+from pipeline.write.render import (
     INVITATION,
     LETTERS,
     PLAN,

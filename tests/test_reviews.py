@@ -13,11 +13,11 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.config import Config
-from pipeline.errors import InputError
-from pipeline.mail import newest_plan
-from pipeline.reviews import (STATE_FILE, TrackerMismatchError, UnknownRunError, read_tracker, review_tracker,
+from pipeline.cli.main import main
+from pipeline.core.config import Config
+from pipeline.core.errors import InputError
+from pipeline.deliver.mail import newest_plan
+from pipeline.reviews.review import (STATE_FILE, TrackerMismatchError, UnknownRunError, read_tracker, review_tracker,
                               reviewed_plan_name)
 from pipeline.run import run_file
 from schemas.tracker import parse_review_number, parse_status

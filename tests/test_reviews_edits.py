@@ -15,10 +15,10 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.config import Config
-from pipeline.mail import EmailSettings, newest_plan, send_run
-from pipeline.reviews import TrackerMismatchError, review_tracker, reviewed_plan_name
+from pipeline.cli.main import main
+from pipeline.core.config import Config
+from pipeline.deliver.mail import EmailSettings, newest_plan, send_run
+from pipeline.reviews.review import TrackerMismatchError, review_tracker, reviewed_plan_name
 from tests.test_reviews import AFTER, fill, open_tracker, record_table, sha  # noqa: F401
 from tests.test_reviews import make_run  # noqa: F401 (a fixture)
 
@@ -100,7 +100,7 @@ def test_a_second_reviews_with_nothing_new_writes_and_sends_nothing(edited, tmp_
     domains = sorted({e[k].split("@")[1] for e in manifest["referrals"]
                       for k in ("receiving_school_email", "inclusions_officer_email")})
     settings = EmailSettings.from_config({"allowed_domains": domains}, env={})
-    from pipeline.ledger import Ledger
+    from pipeline.core.ledger import Ledger
 
     with Ledger(run_dir.parent / "ledger.sqlite3") as ledger:
         first = send_run(run_dir, settings, ledger)
@@ -186,7 +186,7 @@ def test_a_tracker_without_its_pupil_column_is_refused(make_run):  # noqa: F811
 
 
 def test_a_reviewed_plan_gets_its_pdf_copy_when_pdf_is_on(edited, monkeypatch):
-    from pipeline.pdf import find_soffice
+    from pipeline.deliver.pdf import find_soffice
 
     if find_soffice() is None:
         pytest.skip("LibreOffice is not installed here (CI installs it)")

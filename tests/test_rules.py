@@ -10,9 +10,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from pipeline.ingest import read_referrals
-from pipeline.ledger import Ledger, now_iso
-from pipeline.rules import RuleContext, check_sheet
+from pipeline.read.ingest import read_referrals
+from pipeline.core.ledger import Ledger, now_iso
+from pipeline.check.rules import RuleContext, check_sheet
 
 AS_OF = date(2024, 12, 2)
 
@@ -366,7 +366,7 @@ def test_3_9_a_return_before_the_calendar_cannot_protect_a_much_later_direction(
 
 
 def test_3_9_the_return_it_judged_against_reaches_the_plan(tmp_path, workbook, calendar, valid_row):
-    from pipeline.context import build_context
+    from pipeline.write.context import build_context
 
     row = base(valid_row, **{**DIRECTION, "IPA start date": date(2025, 9, 2), "IPA end date": date(2025, 12, 19),
                              "Decision date": date(2025, 9, 2), "Planned return date": date(2025, 9, 3),
@@ -506,7 +506,7 @@ def test_a_date_in_the_year_9999_through_the_whole_run_is_a_message_on_its_cell(
                                                                                 monkeypatch):
     from click.testing import CliRunner
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     path = workbook([valid_row(1), valid_row(2, **{"Planned return date": "31/12/9999"})])

@@ -15,11 +15,11 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.config import Config
-from pipeline.ledger import Ledger
+from pipeline.cli.main import main
+from pipeline.core.config import Config
+from pipeline.core.ledger import Ledger
 from pipeline.run import run_file
-from pipeline.tracker import STATUSES
+from pipeline.write.tracker import STATUSES
 
 AS_OF = date(2026, 11, 30)
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "referrals-spring-2027.xlsx"
@@ -231,8 +231,8 @@ def test_libreoffice_converts_a_plan_and_the_tracker_to_pdf(ran, tmp_path):
 def test_a_run_that_fails_half_way_leaves_no_run_folder(tmp_path, workbook, valid_row):
     import shutil
 
-    from pipeline.errors import TemplateError
-    from pipeline.render import default_templates_dir
+    from pipeline.core.errors import TemplateError
+    from pipeline.write.render import default_templates_dir
 
     templates = tmp_path / "templates"
     shutil.copytree(default_templates_dir(), templates)

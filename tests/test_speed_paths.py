@@ -1,6 +1,6 @@
 """The fast paths give exactly what the plain ones give (equivalence, not timing: `benchmarks/bench.py` times).
 
-* `pipeline.rules.RowLoader` (memoised field by field) against marshmallow's own `SCHEMA.load`.
+* `pipeline.check.rules.RowLoader` (memoised field by field) against marshmallow's own `SCHEMA.load`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from datetime import date, datetime
 import pytest
 from marshmallow import ValidationError
 
-from pipeline.examples import generate_rows
-from pipeline.rules import RowLoader
+from pipeline.write.examples import generate_rows
+from pipeline.check.rules import RowLoader
 from schemas.referral import HEADINGS, SCHEMA
 
 # values an officer (or a broken formula) can leave in any cell, read as ingest reads them
@@ -104,9 +104,9 @@ from pathlib import Path  # noqa: E402
 import openpyxl  # noqa: E402
 
 
-# ---------------------------------------------------------------- pipeline.xlsx_rows against write_value
-from pipeline.workbooks import Formats, new_workbook, write_value  # noqa: E402
-from pipeline.xlsx_rows import RowsWorksheet  # noqa: E402
+# ---------------------------------------------------------------- pipeline.write.xlsx_rows against write_value
+from pipeline.write.workbooks import Formats, new_workbook, write_value  # noqa: E402
+from pipeline.write.xlsx_rows import RowsWorksheet  # noqa: E402
 
 ROW_VALUES = ["HAV-0001", "Zoë O'Brien & <Co>", "  padded  ", "=1+1", "+44 7700", "-2", "@SUM(A1)", "\tx", "\r=1",
               "x" * 40_000, "", None, 0, 7, -3, 2.5, 1e20, 123456789012345, True, False, date(2026, 12, 7),
@@ -202,15 +202,15 @@ import docx  # noqa: E402
 from docx.table import Table  # noqa: E402
 from docx.text.paragraph import Paragraph  # noqa: E402
 
-from pipeline.calendar import SchoolCalendar  # noqa: E402
-from pipeline.context import build_context  # noqa: E402
-from pipeline.documents import INVITATION, PLAN, REQUEST, write_documents  # noqa: E402
-from pipeline.render import default_templates_dir  # noqa: E402
-from pipeline.rules import RuleContext, check_sheet  # noqa: E402
+from pipeline.check.calendar import SchoolCalendar  # noqa: E402
+from pipeline.write.context import build_context  # noqa: E402
+from pipeline.write.documents import INVITATION, PLAN, REQUEST, write_documents  # noqa: E402
+from pipeline.write.render import default_templates_dir  # noqa: E402
+from pipeline.check.rules import RuleContext, check_sheet  # noqa: E402
 
 
 def _accepted(count: int, seed: int):
-    from pipeline.ingest import Column, InputRow, Sheet
+    from pipeline.read.ingest import Column, InputRow, Sheet
 
     columns = {name: Column(name, i, heading) for i, (name, heading) in enumerate(HEADINGS.items())}
     rows = [InputRow(n, {k: v for k, v in row.items() if v is not None}, ())

@@ -7,8 +7,8 @@ from datetime import date
 import openpyxl
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.config import Config
+from pipeline.cli.main import main
+from pipeline.core.config import Config
 from pipeline.run import validate_file
 from schemas.referral import SCHEMA
 

@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.run import validate_file
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "referrals-spring-2027.xlsx"
@@ -30,7 +30,7 @@ EXPECTED_REJECTED = {
 
 @pytest.fixture(scope="module")
 def validated(tmp_path_factory):
-    from pipeline.config import Config
+    from pipeline.core.config import Config
 
     outbox = tmp_path_factory.mktemp("outbox")
     result = validate_file(EXAMPLE, config=Config(outbox=outbox), as_of=AS_OF)
@@ -145,7 +145,7 @@ def test_csv_with_bom_validates_like_the_workbook(tmp_path, valid_row):
         writer = csv.writer(fh)
         writer.writerow(list(row))
         writer.writerow([v.strftime("%d/%m/%Y") if isinstance(v, date) else ("" if v is None else v) for v in row.values()])
-    from pipeline.config import Config
+    from pipeline.core.config import Config
 
     result = validate_file(path, config=Config(outbox=tmp_path / "o"), as_of=AS_OF)
     assert (result.accepted, result.rejected) == (1, 0)
@@ -158,7 +158,7 @@ def test_even_a_bug_shows_one_sentence_not_a_traceback(tmp_path):
     code = ("import pipeline.run as run\n"
             "def broken(*args, **kwargs):\n    raise KeyError('internal')\n"
             "run.process_file = broken\n"
-            "from pipeline.cli import run_cli\nrun_cli()\n")
+            "from pipeline.cli.main import run_cli\nrun_cli()\n")
     proc = subprocess.run([sys.executable, "-c", code, "validate", str(EXAMPLE), "--outbox", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -172,8 +172,8 @@ def test_even_a_bug_shows_one_sentence_not_a_traceback(tmp_path):
 @pytest.mark.parametrize("line, message", [('pdf = "false"', "'pdf' must be true or false"),
                                            ("workers = true", "'workers' must be a whole number")])
 def test_config_values_of_the_wrong_kind_are_refused(tmp_path, line, message):
-    from pipeline.config import load_config
-    from pipeline.errors import ConfigError
+    from pipeline.core.config import load_config
+    from pipeline.core.errors import ConfigError
 
     path = tmp_path / "reintegrate.toml"
     path.write_text(line + "\n")
@@ -189,7 +189,7 @@ def test_notes_right_of_the_table_keep_their_cells_and_the_status_goes_after_the
     ws.cell(row=2, column=last + 1, value="note: called mum")
     ws.cell(row=3, column=last + 3, value="chase IPA")
     wb.save(path)
-    from pipeline.config import Config
+    from pipeline.core.config import Config
 
     result = validate_file(path, config=Config(outbox=tmp_path / "o"), as_of=AS_OF)
     report = openpyxl.load_workbook(result.run_dir / "validation-report.xlsx")["Referrals"]

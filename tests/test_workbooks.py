@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from python_calamine import CalamineWorkbook
 
-from pipeline import ingest
-from pipeline.errors import InputError
-from pipeline.ingest import read_referrals
+from pipeline.read import ingest
+from pipeline.core.errors import InputError
+from pipeline.read.ingest import read_referrals
 
 CORPUS = Path(__file__).resolve().parent / "workbooks"
 FILES = sorted(p for p in CORPUS.rglob("*") if p.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"))
@@ -213,7 +213,7 @@ def test_a_doctype_anywhere_in_a_part_is_refused(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".xls", ".ods"])
 def test_old_excel_and_libreoffice_files_give_the_same_outcome_as_xlsx(tmp_path, suffix):
-    from pipeline.pdf import find_soffice
+    from pipeline.deliver.pdf import find_soffice
 
     soffice = find_soffice()
     if soffice is None:
@@ -261,7 +261,7 @@ def test_a_calamine_file_that_would_exhaust_memory_is_one_sentence(tmp_path):
 def tracker(tmp_path, valid_row, workbook):
     from datetime import date
 
-    from pipeline.config import Config
+    from pipeline.core.config import Config
     from pipeline.run import run_file
 
     result = run_file(workbook([valid_row(1)]), config=Config(outbox=tmp_path / "outbox"), as_of=date(2026, 11, 30))
@@ -276,7 +276,7 @@ def tracker(tmp_path, valid_row, workbook):
 def test_a_hostile_tracker_is_refused_in_one_sentence_exit_2(tracker, tmp_path, kind, expected, monkeypatch):
     from click.testing import CliRunner
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     def change(member, data):
         if member != "xl/worksheets/sheet1.xml":

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.config import _KEYS, load_config
-from pipeline.mail import EmailSettings
-from pipeline.render import check_templates, default_templates_dir
-from pipeline.workspace import (CONFIG_TEXT, EXAMPLE_NAME, HOW_TO_TEXT, TEMPLATE_FILES, InitError, _create,
+from pipeline.cli.main import main
+from pipeline.core.config import _KEYS, load_config
+from pipeline.deliver.mail import EmailSettings
+from pipeline.write.render import check_templates, default_templates_dir
+from pipeline.cli.workspace import (CONFIG_TEXT, EXAMPLE_NAME, HOW_TO_TEXT, TEMPLATE_FILES, InitError, _create,
                                 example_workbook, init_workspace)
 
 ROOT = Path(__file__).resolve().parent.parent

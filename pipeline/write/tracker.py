@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from pipeline.files import atomic_path
-from pipeline.workbooks import Formats, new_workbook, print_setup
-from pipeline.xlsx_rows import RowsWorksheet
+from pipeline.core.files import atomic_path
+from pipeline.write.workbooks import Formats, new_workbook, print_setup
+from pipeline.write.xlsx_rows import RowsWorksheet
 
 SHEET = "Reviews"
 STATUSES = ("Scheduled", "Held", "Missed", "Cancelled")

@@ -6,7 +6,7 @@ Reintegration Plan").
 Used as a library, the whole command is::
 
     from datetime import date
-    from pipeline.reviews import review_tracker
+    from pipeline.reviews.review import review_tracker
 
     report = review_tracker("outbox/20261129T101500123456Z-ab12/review-tracker.xlsx", as_of=date(2027, 3, 1))
     for line in report.lines():
@@ -51,13 +51,13 @@ from pathlib import Path, PurePosixPath
 from marshmallow import ValidationError
 from openpyxl.utils import get_column_letter
 
-from pipeline import files
-from pipeline.config import Config
-from pipeline.context import build_context, long_date
-from pipeline.errors import ERROR, WARNING, InputError, Issue
-from pipeline.plan_record import newest_plan, reviewed_plan_name
-from pipeline.tracker import RUN_ID_PROPERTY
-from pipeline.tracker import SHEET as SHEET_NAME
+from pipeline.core import files
+from pipeline.core.config import Config
+from pipeline.write.context import build_context, long_date
+from pipeline.core.errors import ERROR, WARNING, InputError, Issue
+from pipeline.write.plan_record import newest_plan, reviewed_plan_name
+from pipeline.write.tracker import RUN_ID_PROPERTY
+from pipeline.write.tracker import SHEET as SHEET_NAME
 from schemas import tracker as schema
 from schemas.model import Referral
 from schemas.parsers import normalise_heading
@@ -150,7 +150,7 @@ def _clean(value):
 
 
 def _check_file(path: Path) -> None:
-    from pipeline.ingest import sniff
+    from pipeline.read.ingest import sniff
 
     if not path.is_file():
         folder = "the current folder" if str(path.parent) == "." else f"the folder {path.parent}"
@@ -176,9 +176,9 @@ def _match_headings(cells) -> dict[str, list[int]]:
 def read_tracker(path: str | Path) -> Tracker:
     """Read and check a review tracker as an officer left it: rows sorted, filtered, deleted or added, extra
     columns, statuses typed in any case. Raises `InputError` when it cannot be read at all (no workbook, no
-    sheet with the tracker's headings, a heading missing). Read by the referral reader (`pipeline.ingest`),
+    sheet with the tracker's headings, a heading missing). Read by the referral reader (`pipeline.read.ingest`),
     with its bounds and refusals: a zip bomb, a DOCTYPE, a malformed sheet are one sentence, never more."""
-    from pipeline import ingest
+    from pipeline.read import ingest
 
     path = Path(path)
     _check_file(path)
@@ -658,7 +658,7 @@ _TEMPLATES = None  # per process: (templates_dir, compiled templates)
 
 def _plan_template(templates_dir):
     global _TEMPLATES
-    from pipeline.render import PLAN, load_templates
+    from pipeline.write.render import PLAN, load_templates
 
     if _TEMPLATES is None or _TEMPLATES[0] != templates_dir:
         _TEMPLATES = (templates_dir, load_templates(templates_dir))
@@ -675,7 +675,7 @@ class _PlanJob:
 def _write_one(job: _PlanJob, templates_dir) -> tuple[str, list[str]]:
     """("kept", notes) when the latest version's review record table was filled in place; ("afresh", notes)
     when the table was gone and the plan was made again from the template."""
-    from pipeline.plan_record import fill_review_record
+    from pipeline.write.plan_record import fill_review_record
 
     filled = fill_review_record(job.source, job.dest, job.context["review_record"])
     if filled is None:
@@ -698,7 +698,7 @@ def _render_batch(job) -> list[tuple[str, list[str]]]:
 
 
 def _write_plans(jobs: list[_PlanJob], templates_dir, workers: int | None, progress) -> list[tuple[str, list[str]]]:
-    from pipeline.documents import choose_workers
+    from pipeline.write.documents import choose_workers
 
     chunk = 50
     batches = [(templates_dir, jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
@@ -824,7 +824,7 @@ class ReviewReport:
 def _pdf_copies(run_dir: Path, pupils: list[PupilReviews], workers) -> tuple[str, ...]:
     """A PDF beside each reviewed plan written (`pdf = true`), as `run` makes one beside each plan: a sentence per
     plan left without one, naming its Referral ID."""
-    from pipeline.pdf import convert_to_pdf, require_soffice
+    from pipeline.deliver.pdf import convert_to_pdf, require_soffice
 
     try:
         soffice = require_soffice()

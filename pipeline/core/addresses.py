@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # dot-atom local part (RFC 5322 atext), ASCII only: anything else is treated as malformed

@@ -2,7 +2,7 @@
 
 Used as a library::
 
-    from pipeline.pdf import convert_to_pdf, find_soffice
+    from pipeline.deliver.pdf import convert_to_pdf, find_soffice
 
     if find_soffice():
         for done in convert_to_pdf(["plans/HAV-0001_Smith_Amy.docx"], None, workers=2):  # None: beside each file
@@ -17,7 +17,7 @@ A batch that runs past its time limit is killed with its child processes; each d
 tried once more on its own (with a fresh profile after a kill), and a document that still fails is reported
 (`Converted.error`), never a hang; after two time-outs LibreOffice is judged stuck and the documents left are
 reported without being tried.
-Each PDF is written atomically and readable by its owner only, like every output (`pipeline.files`).
+Each PDF is written atomically and readable by its owner only, like every output (`pipeline.core.files`).
 
 Messages name no file: file names carry the pupil's name, so callers report a failure by Referral ID.
 """
@@ -37,8 +37,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import files
-from pipeline.errors import ReintegrateError
+from pipeline.core import files
+from pipeline.core.errors import ReintegrateError
 
 __all__ = ["Converted", "LibreOfficeNotFound", "PdfError", "convert_to_pdf", "default_workers", "find_soffice",
            "require_soffice", "pdf_path"]

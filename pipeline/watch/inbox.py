@@ -15,8 +15,8 @@ deleted and the input goes back into the inbox); docs/watch.md writes the rule o
 
 The functions are the library; `watch` is the whole of `reintegrate watch`:
 
-    from pipeline.config import Config
-    from pipeline.inbox import watch
+    from pipeline.core.config import Config
+    from pipeline.watch.inbox import watch
     code = watch(Config(inbox=Path("inbox"), outbox=Path("outbox")), once=True)
 """
 
@@ -41,12 +41,12 @@ from typing import Callable
 
 import click
 
-from pipeline import files
-from pipeline.config import Config
-from pipeline.errors import ConfigError, InputError, ReintegrateError
-from pipeline.ingest import SPREADSHEET_SUFFIXES
-from pipeline.printable import printable
-from pipeline.ledger import Ledger
+from pipeline.core import files
+from pipeline.core.config import Config
+from pipeline.core.errors import ConfigError, InputError, ReintegrateError
+from pipeline.read.ingest import SPREADSHEET_SUFFIXES
+from pipeline.core.printable import printable
+from pipeline.core.ledger import Ledger
 from pipeline.run import EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE, file_sha256, process_file
 
 SUFFIXES = SPREADSHEET_SUFFIXES  # what `run` reads
@@ -854,8 +854,8 @@ def watch(config: Config, *, once: bool = False, poll: bool = False, settle: flo
     return watcher.once() if once else watcher.forever(poll=poll)
 
 
-# `python -m pipeline.inbox` is `reintegrate watch`: one command, defined once, in pipeline.cli
+# `python -m pipeline.watch.inbox` is `reintegrate watch`: one command, defined once, in pipeline.cli.main
 if __name__ == "__main__":
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     main(["watch", *sys.argv[1:]])

@@ -13,9 +13,9 @@ from datetime import date
 from pathlib import Path
 from typing import NamedTuple
 
-from pipeline import files
-from pipeline.context import build_context
-from pipeline.render import INVITATION, PLAN, REQUEST, TEMPLATE_NAMES, default_templates_dir, load_templates
+from pipeline.core import files
+from pipeline.write.context import build_context
+from pipeline.write.render import INVITATION, PLAN, REQUEST, TEMPLATE_NAMES, default_templates_dir, load_templates
 
 class Written(NamedTuple):
     """One pupil's documents as written: paths relative to the run folder, and the SHA-256 of each file's

@@ -7,12 +7,12 @@ import json
 import re
 from pathlib import Path
 
-from pipeline.errors import ERROR, WARNING
-from pipeline.files import atomic_path
-from pipeline.ingest import Sheet
-from pipeline.rules import RowResult
-from pipeline.workbooks import Formats, kind_of, new_workbook, print_setup, write_value
-from pipeline.xlsx_rows import Link, RowsWorksheet
+from pipeline.core.errors import ERROR, WARNING
+from pipeline.core.files import atomic_path
+from pipeline.read.ingest import Sheet
+from pipeline.check.rules import RowResult
+from pipeline.write.workbooks import Formats, kind_of, new_workbook, print_setup, write_value
+from pipeline.write.xlsx_rows import Link, RowsWorksheet
 
 MAX_ISSUE_LINES = 50_000  # an officer reads a few hundred; a file with more is mostly wrong, and summary.json has all
 MAX_COMMENTS = 5_000  # cell comments are heavy to write (each its own shape): past this, cells are only filled

@@ -39,7 +39,7 @@ from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
 
-from pipeline.errors import WARNING, InputError, Issue
+from pipeline.core.errors import WARNING, InputError, Issue
 from schemas.parsers import normalise_heading
 from schemas.referral import SCHEMA
 

@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
-from pipeline.errors import CalendarError, ConfigError
+from pipeline.core.errors import CalendarError, ConfigError
 
 TERM_NAMES = ("Autumn", "Spring", "Summer")
 # Longer than any summer holiday: a bigger gap between two terms means a term or a year is missing.

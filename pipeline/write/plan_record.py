@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePosixPath
 
-from pipeline import files
+from pipeline.core import files
 from schemas.parsers import normalise_heading
 
 # record key -> the headings that mean it

@@ -4,11 +4,11 @@ Templates are ordinary .docx files an officer edits in Word, with Jinja2 placeho
 syntax: ``{{ pupil.full_name }}`` in text; ``{%tr for r in reviews %}`` ... ``{%tr endfor %}`` each
 in a table row of its own (the row is replaced by the statement, the rows between are repeated);
 ``{%p if provisional_note %}`` ... ``{%p endif %}`` each in a paragraph of its own (likewise ``{%tc``
-for a cell and ``{%r`` for a run). The data is the plain dict of `pipeline.context.build_context`.
+for a cell and ``{%r`` for a run). The data is the plain dict of `pipeline.write.context.build_context`.
 
 Example::
 
-    from pipeline.render import load_templates
+    from pipeline.write.render import load_templates
     templates = load_templates()                 # compile once per run
     templates["reintegration-plan.docx"].render_to(context, "plans/HAV-0001_Smith_Amy.docx")
 
@@ -46,8 +46,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from lxml import etree
 from markupsafe import Markup, escape
 
-from pipeline import files
-from pipeline.errors import TemplateError
+from pipeline.core import files
+from pipeline.core.errors import TemplateError
 
 __all__ = [
     "CompiledTemplate", "compile_template", "load_templates", "check_template", "check_templates",
@@ -566,7 +566,7 @@ class CompiledTemplate:
 
     def render_to(self, context: dict, path) -> Path:
         """Render and write atomically (temp file in the same folder, then rename), readable by
-        its owner only (`pipeline.files.write_bytes`). Returns the path."""
+        its owner only (`pipeline.core.files.write_bytes`). Returns the path."""
         path = Path(path)
         files.write_bytes(path, self.render(context))
         return path
@@ -610,10 +610,10 @@ def compile_template(path) -> CompiledTemplate:
 
 def default_templates_dir() -> Path:
     """The repository's ``templates/`` in a checkout, else the copy installed with the package."""
-    from pipeline.resources import shipped
+    from pipeline.core.resources import shipped
 
     found = shipped(f"templates/{PLAN}")
-    return found.parent if found else Path(__file__).resolve().parent / "_templates"
+    return found.parent if found else shipped("templates") or Path("templates")
 
 
 def load_templates(templates_dir=None) -> dict[str, CompiledTemplate]:
@@ -760,9 +760,9 @@ def _steps(node):
 def check_template(path, sample_context: dict | None = None) -> list[str]:
     """Every problem with one template, one sentence each naming the template: syntax errors and
     each placeholder the data model does not provide (judged against `sample_context`, by default
-    `pipeline.context.SAMPLE_CONTEXT`). An empty list means the template is fine."""
+    `pipeline.write.context.SAMPLE_CONTEXT`). An empty list means the template is fine."""
     if sample_context is None:
-        from pipeline.context import sample_context as make_sample
+        from pipeline.write.context import sample_context as make_sample
 
         sample_context = make_sample()
     path = Path(path)

@@ -6,7 +6,7 @@ What goes where:
 * stderr: ``Error: <one sentence>`` for anything that stops a file or the command (scripts and logs read it);
   and the progress bars, only when stderr is a terminal and not with ``--quiet``.
 * stdout: the results (rows with errors, by row, Referral ID and cell; never a pupil's name, date of birth or
-  UPN), a "what to do next" line, the end-of-run summary table (`pipeline.summary_table`) and a final line.
+  UPN), a "what to do next" line, the end-of-run summary table (`pipeline.cli.summary`) and a final line.
 * ``--quiet``: only errors and the final line. ``--verbose``: every warning too.
 
 Every command's ``--help`` ends with examples that run as they are in a folder made by ``reintegrate init``
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import click
 
-from pipeline import files
-from pipeline.config import load_config
-from pipeline.errors import ConfigError, InputError, MissingPassword, ReintegrateError, TemplateError
-from pipeline.printable import printable
+from pipeline.core import files
+from pipeline.core.config import load_config
+from pipeline.core.errors import ConfigError, InputError, MissingPassword, ReintegrateError, TemplateError
+from pipeline.core.printable import printable
 
 EXIT_OK, EXIT_ACT, EXIT_UNREADABLE = 0, 1, 2
 LIBREOFFICE_URL = "https://www.libreoffice.org/download/"
@@ -205,7 +205,7 @@ MAX_PRINTED = 200  # problems (and, with --verbose, warnings) printed per file; 
 
 def _report(run, result, spreadsheet, out: Output, *, documents: bool) -> None:
     """One file's results: the header line, what is wrong by row and cell, and what to do next."""
-    from pipeline.summary_table import counts_text
+    from pipeline.cli.summary import counts_text
 
     data = run.data
     name = data["input"]
@@ -256,14 +256,14 @@ def _process(spreadsheets, *, as_of, config_path, outbox, documents, out: Output
              pdf=None) -> int:
     from contextlib import nullcontext
 
-    from pipeline.pdf import LibreOfficeNotFound, find_soffice
+    from pipeline.deliver.pdf import LibreOfficeNotFound, find_soffice
 
     config = _config(config_path, outbox, out)
     want_pdf = documents and (config.pdf if pdf is None else pdf)
     if want_pdf and find_soffice() is None:
         _fail(out, str(LibreOfficeNotFound()), _pdf_hint(pdf))
     if send:
-        from pipeline.mail import SendSession  # only when sending: the mail stack costs a start-up
+        from pipeline.deliver.mail import SendSession  # only when sending: the mail stack costs a start-up
     with SendSession() if send else nullcontext() as session:
         return _process_files(spreadsheets, config=config, as_of=as_of, config_path=config_path,
                               documents=documents, out=out, workers=workers, send=send, want_pdf=want_pdf,
@@ -272,9 +272,9 @@ def _process(spreadsheets, *, as_of, config_path, outbox, documents, out: Output
 
 def _process_files(spreadsheets, *, config, as_of, config_path, documents, out: Output, workers, send, want_pdf,
                    pdf, session) -> int:
-    from pipeline.pdf import LibreOfficeNotFound
+    from pipeline.deliver.pdf import LibreOfficeNotFound
     from pipeline.run import process_file
-    from pipeline.summary_table import RunSummary, final_line, summary_table
+    from pipeline.cli.summary import RunSummary, final_line, summary_table
 
     worst = EXIT_OK
     runs, unreadable = [], []
@@ -393,7 +393,7 @@ def init(folder, quiet, verbose):
       reintegrate init Inclusions
       reintegrate init
     """
-    from pipeline.workspace import InitError, init_workspace
+    from pipeline.cli.workspace import InitError, init_workspace
 
     out = _output(quiet, verbose)
     try:
@@ -424,7 +424,7 @@ def template(path, force, quiet, verbose):
     Example:
       reintegrate template referrals.xlsx
     """
-    from pipeline.template_workbook import write_template
+    from pipeline.write.template_workbook import write_template
 
     out = _output(quiet, verbose)
     if path.exists() and not force:
@@ -441,7 +441,7 @@ def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = Fal
                    session=None) -> int:
     """Email (or draft) a run folder's documents, print the report, return 0 or 1. `session` shares one
     connection and one retry deadline across the run folders of one command."""
-    from pipeline.mail import send_with_config
+    from pipeline.deliver.mail import send_with_config
 
     live = config.email.get("transport") == "smtp" and not dry_run and not out.quiet  # retries as they happen
     report = send_with_config(run_dir, config, dry_run=dry_run, resend=resend, session=session,
@@ -556,8 +556,8 @@ def check_templates_command(folder, quiet, verbose):
       reintegrate check-templates
       reintegrate check-templates templates
     """
-    from pipeline.mail import check_email_template
-    from pipeline.render import check_templates, default_templates_dir
+    from pipeline.deliver.mail import check_email_template
+    from pipeline.write.render import check_templates, default_templates_dir
 
     out = _output(quiet, verbose)
     folder = folder or (Path("templates") if (Path("templates") / "reintegration-plan.docx").is_file() else None)
@@ -588,7 +588,7 @@ def docs_command(page):
       reintegrate docs
       reintegrate docs getting-started
     """
-    from pipeline.resources import guide_dir
+    from pipeline.core.resources import guide_dir
 
     folder = guide_dir()
     if folder is None:
@@ -636,7 +636,7 @@ def reviews(tracker, outbox, as_of, config_path, quiet, verbose):
       reintegrate reviews outbox --as-of 2027-03-01
       reintegrate reviews outbox
     """
-    from pipeline.reviews import review_tracker
+    from pipeline.reviews.review import review_tracker
 
     out = _output(quiet, verbose)
     config = _config(config_path, outbox, out)
@@ -710,14 +710,14 @@ def watch(inbox, outbox, once, poll, settle, rescan, as_of, config_path, quiet, 
       reintegrate watch
       reintegrate watch --poll --inbox inbox --outbox outbox
     """
-    from pipeline.inbox import watch as watch_inbox
+    from pipeline.watch.inbox import watch as watch_inbox
 
     out = _output(quiet, verbose)
     config = _config(config_path, outbox, out)
     if inbox:
         config = replace(config, inbox=inbox)
     if config.pdf:
-        from pipeline.pdf import LibreOfficeNotFound, find_soffice
+        from pipeline.deliver.pdf import LibreOfficeNotFound, find_soffice
 
         if find_soffice() is None:
             _fail(out, str(LibreOfficeNotFound()), _pdf_hint(False))

@@ -42,7 +42,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 
-from pipeline.calendar import review_weeks
+from pipeline.check.calendar import review_weeks
 from schemas.model import Referral
 
 NONE_RECORDED = "None recorded"

@@ -27,10 +27,10 @@ from datetime import date, datetime, timedelta
 
 from marshmallow import ValidationError, missing
 
-from pipeline.addresses import domain_allowed, domain_of
-from pipeline.calendar import SchoolCalendar
-from pipeline.errors import ERROR, WARNING, CalendarError, Issue
-from pipeline.ingest import Sheet
+from pipeline.core.addresses import domain_allowed, domain_of
+from pipeline.check.calendar import SchoolCalendar
+from pipeline.core.errors import ERROR, WARNING, CalendarError, Issue
+from pipeline.read.ingest import Sheet
 from schemas.model import Referral
 from schemas.parsers import format_uk_date as uk
 from schemas.referral import FIELD_BY_HEADING, HEADINGS, SCHEMA, Parsed, to_referral
@@ -98,7 +98,7 @@ def _display(raw) -> str | None:
 class RuleContext:
     calendar: SchoolCalendar
     as_of: date
-    ledger: object | None = None  # pipeline.ledger.Ledger, for 3.9's earlier returns
+    ledger: object | None = None  # pipeline.core.ledger.Ledger, for 3.9's earlier returns
     allowed_domains: tuple[str, ...] = ()  # [email] allowed_domains: `send` will not email other domains
 
 

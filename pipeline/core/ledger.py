@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from pipeline.errors import ConfigError
-from pipeline.files import make_dir, tighten_outbox
+from pipeline.core.errors import ConfigError
+from pipeline.core.files import make_dir, tighten_outbox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -2,8 +2,8 @@
 
 Used as a library, the whole of `reintegrate send RUN_DIR` is::
 
-    from pipeline.config import load_config
-    from pipeline.mail import send_with_config
+    from pipeline.core.config import load_config
+    from pipeline.deliver.mail import send_with_config
 
     report = send_with_config("outbox/20261129T101500123456Z-ab12", load_config())
     for line in report.lines():
@@ -77,11 +77,11 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from pipeline.errors import ConfigError, InputError, MissingPassword, ReintegrateError, TemplateError
-from pipeline.addresses import split_address, allowed_domains_of, domain_allowed, domain_of
-from pipeline.files import safe_name_part, write_bytes
-from pipeline.ledger import referral_key
-from pipeline.plan_record import newest_plan, review_date_of
+from pipeline.core.errors import ConfigError, InputError, MissingPassword, ReintegrateError, TemplateError
+from pipeline.core.addresses import split_address, allowed_domains_of, domain_allowed, domain_of
+from pipeline.core.files import safe_name_part, write_bytes
+from pipeline.core.ledger import referral_key
+from pipeline.write.plan_record import newest_plan, review_date_of
 
 __all__ = [
     "DOCX_TYPE",
@@ -226,7 +226,7 @@ class EmailSettings:
 # ------------------------------------------------------------------------------------------ templates
 
 def _shipped_templates() -> Path | None:
-    from pipeline.resources import shipped
+    from pipeline.core.resources import shipped
 
     found = shipped(f"templates/email/{EMAIL_TEMPLATE}")  # the one lookup: a checkout first, then the package
     return found.parent.parent if found else None
@@ -1096,7 +1096,7 @@ def send_run(run_dir: str | Path, settings: EmailSettings, ledger=None, *, dry_r
              session: SendSession | None = None, _sleep=time.sleep, _clock=time.monotonic) -> SendReport:
     """Draft or send one message per referral in ``RUN_DIR/manifest.json``; see the module docstring.
 
-    `ledger` (a `pipeline.ledger.Ledger`, or None to neither check nor record) says what was already sent
+    `ledger` (a `pipeline.core.ledger.Ledger`, or None to neither check nor record) says what was already sent
     and records each outcome. `dry_run` reports what would go where and changes nothing. Problems with one
     referral become report entries; only a run folder that cannot be read (`InputError`), a missing SMTP
     password (`MissingPassword`) or a broken email template (`TemplateError`) raise.
@@ -1135,12 +1135,12 @@ def send_run(run_dir: str | Path, settings: EmailSettings, ledger=None, *, dry_r
 def send_with_config(run_dir: str | Path, config, *, dry_run: bool = False, resend: bool = False,
                      log: Log | None = None, env: Mapping[str, str] | None = None,
                      session: SendSession | None = None) -> SendReport:
-    """`send_run` with everything taken from a `pipeline.config.Config` (what `send` and `run --send` call).
+    """`send_run` with everything taken from a `pipeline.core.config.Config` (what `send` and `run --send` call).
 
     The ledger is the config's ``ledger`` if set, else ``ledger.sqlite3`` in the outbox holding the run
     folder (the run folder's parent). Templates: the config's templates folder, else the shipped ones.
     """
-    from pipeline.ledger import Ledger
+    from pipeline.core.ledger import Ledger
 
     settings = EmailSettings.from_config(config.email, env=env)
     run_dir = Path(run_dir)

@@ -7,9 +7,9 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipeline.calendar import SchoolCalendar
-from pipeline.files import atomic_path
-from pipeline.workbooks import Formats, new_workbook, write_value
+from pipeline.check.calendar import SchoolCalendar
+from pipeline.core.files import atomic_path
+from pipeline.write.workbooks import Formats, new_workbook, write_value
 from schemas.parsers import upn_check_letter
 from schemas.referral import HEADINGS
 

@@ -6,7 +6,7 @@ It shows file names, counts, rule ids and folders, never a pupil's name, date of
 letter files are named after the pupil, so it names their folders, not the files). Plain ASCII, at most 80
 columns, so it reads the same in a Windows console, a log file and an email.
 
-    from pipeline.summary_table import RunSummary, summary_table
+    from pipeline.cli.summary import RunSummary, summary_table
 
     print("\\n".join(summary_table([RunSummary.load(result.run_dir, pdfs=result.pdfs)], documents=True)))
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 WIDTH = 80
 
 # What each rule id means, in a few words, with the policy clause it comes from (docs/rules.md has the whole
-# story). Keep in step with the table in pipeline/rules.py (tests/test_cli.py checks it).
+# story). Keep in step with the table in pipeline/check/rules.py (tests/test_cli.py checks it).
 RULE_TITLES = {
     "schema": "a value's type or format (dates, UPN, emails, lists, age)",
     "duplicate": "the same Referral ID on more than one row",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from pipeline.files import atomic_path
-from pipeline.workbooks import DATE_FORMAT, Formats, new_workbook
+from pipeline.core.files import atomic_path
+from pipeline.write.workbooks import DATE_FORMAT, Formats, new_workbook
 from schemas.referral import SCHEMA
 
 ROWS = 500

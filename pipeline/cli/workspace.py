@@ -2,7 +2,7 @@
 
 Used as a library::
 
-    from pipeline.workspace import init_workspace
+    from pipeline.cli.workspace import init_workspace
 
     made = init_workspace("Inclusions")
     for path in made.created:
@@ -32,8 +32,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import files
-from pipeline.errors import ReintegrateError
+from pipeline.core import files
+from pipeline.core.errors import ReintegrateError
 
 EXAMPLE_NAME = "referrals-spring-2027.xlsx"
 TEMPLATE_FILES = ("reintegration-plan.docx", "meeting-invitation.docx", "meeting-request.docx",
@@ -175,7 +175,7 @@ class InitResult:
 
 def example_workbook() -> Path | None:
     """The shipped example workbook: `examples/` in a checkout, else the copy installed with the package."""
-    from pipeline.resources import shipped
+    from pipeline.core.resources import shipped
 
     return shipped(f"examples/{EXAMPLE_NAME}")
 
@@ -232,7 +232,7 @@ def _folder(root: Path, name: str, private: bool, result: InitResult) -> None:
 
 def init_workspace(folder: str | Path = ".") -> InitResult:
     """Make (or complete) a working folder; see the module docstring. Raises InitError when it cannot."""
-    from pipeline.render import default_templates_dir
+    from pipeline.write.render import default_templates_dir
 
     root = Path(folder)
     if root.exists() and not root.is_dir():

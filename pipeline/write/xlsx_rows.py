@@ -3,7 +3,7 @@ and issues, the review tracker) hold hundreds of thousands of cells, and XlsxWri
 (argument checks, a cell tuple, then at close an attribute list and escaping per cell).
 
 `RowsWorksheet.add_row` takes a whole row of Python values and writes each cell exactly as
-`pipeline.workbooks.write_value` would (same formats, strings through the workbook's shared-string table,
+`pipeline.write.workbooks.write_value` would (same formats, strings through the workbook's shared-string table,
 the same XML for each cell), building the row's XML at once; XlsxWriter still writes everything else of the
 sheet (title and heading rows, comments, filters, panes, validation, print settings) and the workbook. Rows
 added this way come after every row written cell by cell, in order. About a fifth of the time per cell.
@@ -37,7 +37,7 @@ except ImportError:  # older XlsxWriter counted characters
     def _utf16_truncate(text: str, limit: int) -> str:
         return text[:limit]
 
-from pipeline.workbooks import RISKY_START, Formats
+from pipeline.write.workbooks import RISKY_START, Formats
 
 _COLUMNS = [xl_col_to_name(c) for c in range(16384)]
 

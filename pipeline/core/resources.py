@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
+_HERE = Path(__file__).resolve().parent.parent  # the pipeline package
 
 
 def shipped(relative: str) -> Path | None:
