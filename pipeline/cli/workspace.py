@@ -28,7 +28,6 @@ never overwrite anything.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,34 +184,11 @@ def _crlf(text: str) -> bytes:
 
 
 def _create(path: Path, data: bytes) -> bool:
-    """Write `path` only if it does not exist; True when written. Never a half-written file in its place."""
+    """Write `path` only if it does not exist; True when written. Never a half-written file in its place.
+    Readable as the officer's other files are (the umask decides): these are the team's to share."""
     if path.exists() or path.is_symlink():
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        try:
-            os.link(tmp, path)  # fails if the name is taken, even by a file made a moment ago
-        except FileExistsError:
-            return False
-        except OSError:  # a file system without hard links: create exclusively instead
-            try:
-                with open(path, "xb") as fh:
-                    fh.write(data)
-            except FileExistsError:
-                return False
-        return True
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return files.write_bytes(path, data, mode=0o666, replace=False)
 
 
 def _folder(root: Path, name: str, private: bool, result: InitResult) -> None:

@@ -102,7 +102,8 @@ def make_dir(path: Path) -> Path:
 
 @contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary path beside `path`; on success it is made owner-only and renamed into place."""
+    """Yield a temporary path beside `path`, for a library that writes by file name (XlsxWriter, openpyxl);
+    on success it is made owner-only and renamed into place."""
     path = Path(path)
     make_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
@@ -116,9 +117,52 @@ def atomic_path(path: str | Path):
         raise
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def write_bytes(path: str | Path, data: bytes, *, mode: int = FILE_MODE, replace: bool = True) -> bool:
+    """The one atomic writer: `data` goes to a new temporary name beside `path` (created with `mode`, so
+    owner-only from the first byte unless asked otherwise; the umask still applies), then takes `path`'s name
+    in one step, so no reader ever sees half a file. `replace=False` never overwrites: False when `path`
+    already exists (even one made a moment ago). A run writes thousands of documents through here, so it
+    costs one open, the writes and a rename."""
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".tmp-{secrets.token_hex(4)}")  # short: never longer than the final name
+    try:
+        fd = os.open(tmp, _CREATE, mode)
+    except FileNotFoundError:
+        make_dir(Path(folder or "."))
+        fd = os.open(tmp, _CREATE, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        if replace:
+            os.replace(tmp, path)
+            return True
+        return _link_new(tmp, path, data, mode)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def _link_new(tmp: str, path: str, data: bytes, mode: int) -> bool:
+    try:
+        os.link(tmp, path)  # fails if the name is taken, even by a file made a moment ago
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: create exclusively instead
+        try:
+            fd = os.open(path, _CREATE, mode)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    return True
 
 
 def write_text(path: str | Path, text: str) -> None:
