@@ -25,7 +25,7 @@ from pipeline.cli.main import main
 from pipeline.core.config import load_config
 from pipeline.write.examples import write_rows
 from pipeline.run import process_file
-from pipeline.cli.summary import RULE_TITLES
+from pipeline.check.rules import RULES
 from pipeline.cli.workspace import init_workspace
 from tests.test_pdf import FAKE
 
@@ -204,11 +204,19 @@ def test_rejected_rows_say_what_to_do_next(example_run):
     assert lines.index(hint) > max(i for i, line in enumerate(lines) if line.startswith("  row "))
 
 
-def test_every_rule_has_a_meaning_in_the_summary():
-    import pipeline.check.rules
+def test_every_rule_id_an_issue_can_carry_is_in_the_registry_with_a_title():
+    """The registry is the one list of rules: every rule id the checks and the schema can put on an Issue has
+    an entry, a title for the summary and a clause."""
+    import pipeline.check.rules as rules
 
-    documented = set(re.findall(r"^\| (\S+)\s+\|", pipeline.check.rules.__doc__, re.M)) - {"rule"}
-    assert documented == set(RULE_TITLES)
+    source = Path(rules.__file__).read_text(encoding="utf-8")
+    used = set(re.findall(r"(?:row\.issue|Issue)\((?:ERROR|WARNING), \"([^\"]+)\"", source))
+    used |= {rule for rule, _ in rules.SCHEMA_FIELD_RULES.values()}
+    assert used and used <= set(rules.RULE_BY_ID), used - set(rules.RULE_BY_ID)
+    assert {"2.2", "3.1", "3.4", "3.8", "3.9", "ME", "FAP20", "schema", "duplicate", "calendar", "email"} == set(rules.RULE_BY_ID)
+    for rule in rules.RULES:
+        assert rule.title and rule.clause and rule.severity in ("error", "warning", "error / warning")
+    assert rules.ROW_RULES[:4] == (rules.rule_2_2, rules.rule_3_1, rules.rule_3_4, rules.rule_school_day)
 
 
 def test_quiet_prints_only_errors_and_the_final_line(tmp_path, monkeypatch):

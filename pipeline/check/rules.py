@@ -4,19 +4,9 @@ Each rule takes a row whose values the schema has already read (only the values 
 yields Issues whose message cites the clause in plain words and names the cell. A rule whose inputs are
 missing or invalid stays silent: the schema has already said what is wrong with them.
 
-| rule id   | clause / source                                   | severity |
-|-----------|---------------------------------------------------|----------|
-| 2.2       | the four reintegration routes                     | error    |
-| 3.1       | only pupils returning via the Fair Access Protocol | error    |
-| 3.4       | decision and meeting before return; late return   | error / warning |
-| 3.8       | AP placements need IPA start and end dates        | error    |
-| 3.9       | no direction off-site in the first full term back | error    |
-| ME        | minimum expectations: key worker, buddy, adjustments, reviews | error |
-| FAP20     | DfE FAP guidance: return within 20 school days    | warning  |
-| duplicate | Referral IDs unique in the file                   | error    |
-| schema    | types and formats; age 4-16; year group vs DOB    | error / warning |
-| calendar  | a provisional term-dates year was used            | warning  |
-| email     | a recipient's domain is not in allowed_domains    | warning  |
+Every rule has one entry in `RULES` at the end of this module: its id (as the reports show it), the clause
+it enforces, the one-line title the run summary and docs/rules.md use, its severity and its checks. The
+clauses and where each is checked: docs/design.md.
 """
 
 from __future__ import annotations
@@ -355,10 +345,6 @@ def provisional_years(results: list["RowResult"], calendar: SchoolCalendar) -> I
                                       "published dates): check school-day counts and review dates before relying on them")
 
 
-ROW_RULES = (rule_2_2, rule_3_1, rule_3_4, rule_school_day, rule_3_8, rule_3_9, rule_me, rule_fap20, rule_age,
-             rule_temporary_upn, rule_email_domain)
-
-
 def rule_duplicate(rows: list[Row]):
     """Referral IDs are unique within the file: every row sharing an ID is rejected."""
     by_id = defaultdict(list)
@@ -533,3 +519,53 @@ def check_sheet(sheet: Sheet, ctx: RuleContext) -> list[RowResult]:
             rid = rid[:MAX_SHOWN_ID - 1] + "…"
         results.append(RowResult(row.number, rid, row.issues, referral, row.reviews if accepted else []))
     return results
+
+
+# ---------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One checkable rule: `id` is what each Issue and report names; `title` is the one line the run summary
+    and docs/rules.md show; `checks` run on every row in registry order (none: checked by the schema, across
+    rows, or on the file)."""
+
+    id: str
+    clause: str
+    title: str
+    severity: str
+    checks: tuple = ()
+
+
+RULES = (
+    Rule("2.2", "Policy 2.2: the four reintegration routes", "clause 2.2: one of the four reintegration routes",
+         "error", (rule_2_2,)),
+    Rule("3.1", "Policy 3.1: only pupils returning via the Fair Access Protocol",
+         "clause 3.1: only pupils returning via the Fair Access Protocol", "error", (rule_3_1,)),
+    Rule("3.4", "Policy 3.4: decision and meeting before the return; a school day; late return",
+         "clause 3.4: decision and meeting before the return", "error / warning", (rule_3_4, rule_school_day)),
+    Rule("3.8", "Policy 3.8: AP placements need IPA start and end dates",
+         "clause 3.8: an AP placement needs its IPA dates", "error", (rule_3_8,)),
+    Rule("3.9", "Policy 3.9: no direction off-site in the first full term back",
+         "clause 3.9: no direction off-site in the first full term back", "error", (rule_3_9,)),
+    Rule("ME", "Policy, minimum expectations: key worker, buddy, adjustments, reviews",
+         "minimum expectations: key worker, buddy, adjustments, reviews", "error", (rule_me,)),
+    Rule("FAP20", "DfE Fair Access guidance: start within 20 school days",
+         "DfE FAP guidance: return within 20 school days of the decision", "warning", (rule_fap20,)),
+    Rule("schema", "the referral columns (docs/referral-workbook.md): types and formats; age 4-16; year group vs date of birth",
+         "a value's type or format (dates, UPN, emails, lists, age)", "error / warning",
+         (rule_age, rule_temporary_upn)),
+    Rule("email", "allowed_domains in reintegrate.toml: send never emails another domain",
+         "an email domain not in allowed_domains: send skips it", "warning", (rule_email_domain,)),
+    Rule("duplicate", "Referral IDs unique in the file", "the same Referral ID on more than one row", "error"),
+    Rule("calendar", "term dates: a provisional year was used", "a provisional year of term dates was used",
+         "warning"),
+)
+RULE_BY_ID = {rule.id: rule for rule in RULES}
+ROW_RULES = tuple(check for rule in RULES for check in rule.checks)  # the order issues appear within a row
+
+
+def rule_title(rule_id: str) -> str:
+    """The summary's one line for a rule id ('' for one the registry does not hold)."""
+    rule = RULE_BY_ID.get(rule_id)
+    return rule.title if rule else ""

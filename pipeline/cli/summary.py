@@ -1,5 +1,5 @@
 """The one-screen summary printed at the end of `reintegrate run` and `validate`, built from each run's
-summary.json: rows accepted and rejected per file, rejected rows counted by rule, warnings by rule, and where
+summary (what summary.json holds, as the run computed it): rows accepted and rejected per file, rejected rows counted by rule, warnings by rule, and where
 the files are.
 
 It shows file names, counts, rule ids and folders, never a pupil's name, date of birth or UPN (the plan and
@@ -8,33 +8,18 @@ columns, so it reads the same in a Windows console, a log file and an email.
 
     from pipeline.cli.summary import RunSummary, summary_table
 
-    print("\\n".join(summary_table([RunSummary.load(result.run_dir, pdfs=result.pdfs)], documents=True)))
+    print("\\n".join(summary_table([RunSummary(result.summary, result.run_dir, result.pdfs)], documents=True)))
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-WIDTH = 80
+from pipeline.check.rules import rule_title
 
-# What each rule id means, in a few words, with the policy clause it comes from (docs/rules.md has the whole
-# story). Keep in step with the table in pipeline/check/rules.py (tests/test_cli.py checks it).
-RULE_TITLES = {
-    "schema": "a value's type or format (dates, UPN, emails, lists, age)",
-    "duplicate": "the same Referral ID on more than one row",
-    "2.2": "clause 2.2: one of the four reintegration routes",
-    "3.1": "clause 3.1: only pupils returning via the Fair Access Protocol",
-    "3.4": "clause 3.4: decision and meeting before the return",
-    "3.8": "clause 3.8: an AP placement needs its IPA dates",
-    "3.9": "clause 3.9: no direction off-site in the first full term back",
-    "ME": "minimum expectations: key worker, buddy, adjustments, reviews",
-    "FAP20": "DfE FAP guidance: return within 20 school days of the decision",
-    "calendar": "a provisional year of term dates was used",
-    "email": "an email domain not in allowed_domains: send skips it",
-}
+WIDTH = 80
 
 
 @dataclass
@@ -45,12 +30,6 @@ class RunSummary:
     run_dir: Path
     pdfs: int = 0
     pdf_failed: tuple[str, ...] = ()
-
-    @classmethod
-    def load(cls, run_dir: str | Path, *, pdfs: int = 0, pdf_failed=()) -> "RunSummary":
-        run_dir = Path(run_dir)
-        data = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-        return cls(data, run_dir, pdfs, tuple(pdf_failed))
 
     @property
     def row_warnings(self) -> int:
@@ -140,7 +119,7 @@ def summary_table(runs: list[RunSummary], *, documents: bool, unreadable: list[s
         lines.append("")
         lines.append(title)
         for rule, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-            meaning = RULE_TITLES.get(rule, "a missing or unreadable column" if rule == "(file)" else "")
+            meaning = rule_title(rule) or ("a missing or unreadable column" if rule == "(file)" else "")
             lines.append(_fit(f"  {rule:<9} {n:>4}  {meaning}", width))
 
     by_rule("Rejected rows, by rule (a row can break more than one)", t.rejected_by_rule)
