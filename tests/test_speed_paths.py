@@ -1,6 +1,6 @@
 """The fast paths give exactly what the plain ones give (equivalence, not timing: `benchmarks/bench.py` times).
 
-* `pipeline.check.rules.RowLoader` (memoised field by field) against marshmallow's own `SCHEMA.load`.
+* `pipeline.check.row_loader.RowLoader` (memoised field by field) against marshmallow's own `SCHEMA.load`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from marshmallow import ValidationError
 
 from pipeline.write.examples import generate_rows
-from pipeline.check.rules import RowLoader
+from pipeline.check.row_loader import RowLoader
 from schemas.referral import HEADINGS, SCHEMA
 
 # values an officer (or a broken formula) can leave in any cell, read as ingest reads them
@@ -297,3 +297,26 @@ def test_the_structure_comparison_sees_a_difference():
     accepted = _accepted(3, seed=4)
     contexts = [build_context(r, v, run_id="x", generated_on=date(2026, 11, 30)) for r, v in accepted]
     assert structure(docxtpl_render(PLAN, contexts[0])) != structure(docxtpl_render(PLAN, contexts[1]))
+
+
+def test_the_private_names_the_fast_paths_lean_on_are_still_there():
+    """An upgrade that renames them fails here, loudly, rather than in an officer's run (pyproject.toml pins
+    both libraries below their next major version)."""
+    from importlib.metadata import version
+
+    import xlsxwriter
+    from xlsxwriter.format import Format
+    from xlsxwriter.worksheet import Worksheet
+
+    from schemas.referral import SCHEMA
+
+    assert callable(Worksheet._write_rows) and callable(Format._get_xf_index)
+    assert callable(Worksheet._convert_date_time)
+    sheet = Worksheet()
+    assert all(hasattr(sheet, name) for name in ("table", "dim_rowmin", "dim_rowmax", "xls_strmax"))
+    from xlsxwriter.sharedstrings import SharedStringTable
+
+    assert callable(SharedStringTable._get_shared_string_index)
+    assert isinstance(SCHEMA._hooks, dict)
+    assert int(xlsxwriter.__version__.split(".")[0]) == 3
+    assert int(version("marshmallow").split(".")[0]) == 4
