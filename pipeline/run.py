@@ -95,14 +95,13 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
                  run_id: str | None = None, pdf: bool | None = None, pdf_progress=None) -> RunResult:
     """Validate one spreadsheet and, with `documents`, write its plans, letters and tracker. Raises InputError
     (nothing written) when the file cannot be read at all. `run_id` (from `files.new_run_id()`) lets a caller
-    name the run folder before it exists, so it can find and remove an interrupted one (`pipeline.watch.inbox`).
+    name the run folder before it exists, so it can find and remove an interrupted one (`pipeline.watch`).
     `pdf` (default: the config's `pdf`) also saves a PDF copy beside each plan and letter; LibreOffice is looked
     for first, so without it `pipeline.deliver.pdf.LibreOfficeNotFound` is raised before anything is read or written."""
     config = config or Config()
     as_of = as_of or date.today()
     path = Path(path)
     pdf = documents and (config.pdf if pdf is None else pdf)
-    pdfs, pdf_failed = 0, ()
     if pdf:
         from pipeline.deliver.pdf import require_soffice
 
@@ -114,56 +113,76 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
         results = check_sheet(sheet, RuleContext(calendar, as_of, ledger, allowed_domains_of(config.email)))
         if (note := provisional_years(results, calendar)) is not None:
             sheet.file_issues.append(note)
-        if run_id is None:
-            run_id, run_dir = files.create_run_dir(config.outbox)
-        else:  # created exclusively: a run id is never reused
-            run_dir = files.make_dir(Path(config.outbox)) / run_id
-            run_dir.mkdir(mode=files.DIR_MODE)
+        run_id, run_dir = _new_run_dir(config.outbox, run_id)
         try:  # a run folder is complete or absent: anything that stops the run removes what it wrote
             accepted = [(r.referral, r.reviews) for r in results if r.accepted]
-            paths: list = []  # documents.Written, one per accepted referral
-
-            def report():
-                write_validation_report(run_dir / "validation-report.xlsx", sheet, results)
-
-            if documents and accepted:
-                from pipeline.write.documents import write_documents
-                from pipeline.write.tracker import tracker_rows, write_tracker
-
-                def tracker_and_report():  # done by this process while worker processes render the documents
-                    rows = [row for referral, reviews in accepted for row in tracker_rows(referral, reviews)]
-                    write_tracker(run_dir / "review-tracker.xlsx", rows, run_id=run_id)
-                    report()
-
-                paths = write_documents(run_dir, accepted, run_id=run_id, generated_on=as_of,
-                                        templates_dir=config.templates(), workers=workers or config.workers,
-                                        progress=progress, alongside=tracker_and_report)
-                write_manifest(run_dir / "manifest.json", manifest(run_id, path.name, as_of, accepted, paths))
-                if pdf:
-                    pdfs, pdf_failed = pdf_copies(run_dir, accepted, paths, soffice=soffice,
-                                                  workers=workers or config.workers, progress=pdf_progress)
-            else:
-                report()
+            paths = _write_outputs(run_dir, run_id, path.name, sheet, results, accepted, as_of=as_of, config=config,
+                                   documents=documents, workers=workers, progress=progress)
+            pdfs, pdf_failed = (pdf_copies(run_dir, accepted, paths, soffice=soffice, workers=workers or config.workers,
+                                           progress=pdf_progress) if pdf and paths else (0, ()))
             by_row = {referral.row: (p.plan, p.letter) for (referral, _), p in zip(accepted, paths)}
             data = summary(input_name=path.name, sha256=sha256, run_id=run_id, as_of=as_of, sheet=sheet,
                            results=results, documents=by_row)
             write_summary(run_dir / "summary.json", data)
-            kind = "run" if documents else "validate"
-            ledger.record_run(
-                {"run_id": run_id, "kind": kind, "started_at": now_iso(), "input_name": path.name, "sha256": sha256,
-                 "as_of": as_of.isoformat(), "run_dir": str(run_dir), "rows": data["rows"],
-                 "accepted": data["accepted"], "rejected": data["rejected"]},
-                [{"referral_id": referral.referral_id, "upn": referral.upn, "planned_return": referral.planned_return_date,
-                  "plan": p.plan, "letter": p.letter} for (referral, _), p in zip(accepted, paths)] if documents else [],
-            )
+            _record(ledger, run_id, run_dir, path.name, sha256, as_of, data, accepted, paths, documents)
         except BaseException as exc:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            error = files.os_error(exc)
-            if error is not None and error is not exc and not isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise error from None  # a full disk or a lost share, whoever reported it: one sentence, not a traceback
+            _remove_run_dir(run_dir, exc)
             raise
     return RunResult(path, run_id, run_dir, data["rows"], data["accepted"], data["rejected"], data["warnings"],
                      pdfs=pdfs, pdf_failed=pdf_failed, summary=data)
+
+
+def _new_run_dir(outbox: Path, run_id: str | None) -> tuple[str, Path]:
+    if run_id is None:
+        return files.create_run_dir(outbox)
+    run_dir = files.make_dir(Path(outbox)) / run_id
+    run_dir.mkdir(mode=files.DIR_MODE)  # created exclusively: a run id is never reused
+    return run_id, run_dir
+
+
+def _write_outputs(run_dir: Path, run_id: str, input_name: str, sheet, results, accepted, *, as_of: date,
+                   config: Config, documents: bool, workers, progress) -> list:
+    """The validation report and, with `documents`, the plans, letters, tracker and manifest; returns the
+    documents written (`documents.Written`, one per accepted referral)."""
+
+    def report():
+        write_validation_report(run_dir / "validation-report.xlsx", sheet, results)
+
+    if not (documents and accepted):
+        report()
+        return []
+    from pipeline.write.documents import write_documents
+    from pipeline.write.tracker import tracker_rows, write_tracker
+
+    def tracker_and_report():  # done by this process while worker processes render the documents
+        rows = [row for referral, reviews in accepted for row in tracker_rows(referral, reviews)]
+        write_tracker(run_dir / "review-tracker.xlsx", rows, run_id=run_id)
+        report()
+
+    paths = write_documents(run_dir, accepted, run_id=run_id, generated_on=as_of, templates_dir=config.templates(),
+                            workers=workers or config.workers, progress=progress, alongside=tracker_and_report)
+    write_manifest(run_dir / "manifest.json", manifest(run_id, input_name, as_of, accepted, paths))
+    return paths
+
+
+def _record(ledger: Ledger, run_id: str, run_dir: Path, input_name: str, sha256: str, as_of: date, data: dict,
+            accepted, paths, documents: bool) -> None:
+    ledger.record_run(
+        {"run_id": run_id, "kind": "run" if documents else "validate", "started_at": now_iso(),
+         "input_name": input_name, "sha256": sha256, "as_of": as_of.isoformat(), "run_dir": str(run_dir),
+         "rows": data["rows"], "accepted": data["accepted"], "rejected": data["rejected"]},
+        [{"referral_id": referral.referral_id, "upn": referral.upn, "planned_return": referral.planned_return_date,
+          "plan": p.plan, "letter": p.letter} for (referral, _), p in zip(accepted, paths)] if documents else [],
+    )
+
+
+def _remove_run_dir(run_dir: Path, exc: BaseException) -> None:
+    """A run that stops leaves no run folder; a full disk or a lost share, whoever reported it, is raised as
+    its OSError (one sentence for the officer, not a traceback)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    error = files.os_error(exc)
+    if error is not None and error is not exc and not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        raise error from None
 
 
 def run_file(path, **kwargs) -> RunResult:

@@ -168,7 +168,7 @@ def _record_rows(records: Iterable[Mapping]) -> list[dict]:
     return rows
 
 
-def _checklist(r: Referral, ctx: dict, generated_on: date) -> list[dict]:
+def _checklist(r: Referral, ctx: dict, generated_on: date) -> list[dict]:  # long: one entry per clause, in the policy's order
     dates, placement = ctx["dates"], ctx["placement"]
     rows = [{
         "clause": "2.2",
@@ -258,7 +258,7 @@ def _minimum_expectations(r: Referral, ctx: dict) -> list[dict]:
             for (step, result, outcome), have in zip(MINIMUM_EXPECTATIONS, in_place)]
 
 
-def build_context(referral: Referral, reviews: list[date], *, run_id: str, generated_on: date,
+def build_context(referral: Referral, reviews: list[date], *, run_id: str, generated_on: date,  # long: every placeholder the templates can use, in one readable dict (docs/templates.md)
                   review_record: Iterable[Mapping] = (), provisional_note: str | None = None) -> dict:
     """Everything a plan or letter template can show for one accepted referral.
 

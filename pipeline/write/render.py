@@ -288,7 +288,16 @@ def _prepare_part(template_name: str, part_name: str, data: bytes) -> _Part:
         raw_tags.append((typed, jinja_text))
         return etree.ProcessingInstruction(_PI_NAME, str(len(raw_tags) - 1))
 
-    # 1. {%tr ...%}, {%p ...%}, {%tc ...%}, {%r ...%}: the statement replaces its whole element.
+    _mark_block_tags(template_name, root, new_tag)
+    _mark_inline_tags(root, new_tag)
+    source, tags = _splice(etree.tostring(root, encoding="unicode"), raw_tags)
+    cell_loops = any(_LEVEL_PREFIX.match(_split_tag(m.group())[2]) and _split_tag(m.group())[2].startswith("tc ")
+                     for typed, _ in raw_tags for m in _TAG.finditer(typed))
+    return _Part(part_name, f"{template_name}:{part_name}", source, tags, cell_loops=cell_loops)
+
+
+def _mark_block_tags(template_name: str, root, new_tag) -> None:
+    """1. {%tr ...%}, {%p ...%}, {%tc ...%}, {%r ...%}: the statement replaces its whole element."""
     blocks: dict = {}  # element -> [(typed, statement)]
     for t in list(root.iter(_W_T)):
         for match in _TAG.finditer((t.text or "").translate(_TAG_CHARS)):
@@ -315,7 +324,9 @@ def _prepare_part(template_name: str, part_name: str, data: bytes) -> _Part:
         pi.tail = element.tail
         parent.replace(element, pi)
 
-    # 2. Every other tag becomes a processing instruction inside its w:t.
+
+def _mark_inline_tags(root, new_tag) -> None:
+    """2. Every other tag becomes a processing instruction inside its w:t."""
     for t in list(root.iter(_W_T)):
         text = t.text
         if not text or "{" not in text:
@@ -332,14 +343,14 @@ def _prepare_part(template_name: str, part_name: str, data: bytes) -> _Part:
             t.append(pi)
         t.set(_XML_SPACE, "preserve")
 
-    xml = etree.tostring(root, encoding="unicode")
-    # 3. Splice: literal XML, then each tag's Jinja text with its expression on a line of its own
-    # (so an error's line number names the tag).
+
+def _splice(xml: str, raw_tags: list[tuple[str, str]]) -> tuple[str, list[_Tag]]:
+    """3. Literal XML, then each tag's Jinja text with its expression on a line of its own (so an error's
+    line number names the tag)."""
     source: list[str] = []
     tags: list[_Tag] = []
     line = 1
-    chunks = _PI.split(xml)
-    for index, chunk in enumerate(chunks):
+    for index, chunk in enumerate(_PI.split(xml)):
         if index % 2 == 0:
             if "{{" in chunk or "{%" in chunk or "{#" in chunk:
                 chunk = "{% raw %}" + chunk + "{% endraw %}"
@@ -357,9 +368,7 @@ def _prepare_part(template_name: str, part_name: str, data: bytes) -> _Part:
         tags.append(_Tag(typed, body, line, last))
         source.append(text)
         line = last
-    cell_loops = any(_LEVEL_PREFIX.match(_split_tag(m.group())[2]) and _split_tag(m.group())[2].startswith("tc ")
-                     for typed, _ in raw_tags for m in _TAG.finditer(typed))
-    return _Part(part_name, f"{template_name}:{part_name}", "".join(source), tags, cell_loops=cell_loops)
+    return "".join(source), tags
 
 
 def _describe_level(level: str) -> str:

@@ -13,7 +13,7 @@ ROWS = 500
 TEXT_KINDS = ("text", "phone", "email", "list")  # rows formatted and validated for officers to fill
 
 
-def write_template(path: str | Path) -> Path:
+def write_template(path: str | Path) -> Path:  # long: the blank workbook's layout, one sheet after another
     path = Path(path)
     with atomic_path(path) as tmp:
         wb = new_workbook(tmp)

@@ -80,7 +80,7 @@ class RowsWorksheet(Worksheet):
             serial = self._serials[value] = f"{self._convert_date_time(when):.16G}"
         return serial
 
-    def add_row(self, row: int, values, formats: Formats, *, blanks: bool = False, props: dict | None = None,
+    def add_row(self, row: int, values, formats: Formats, *, blanks: bool = False, props: dict | None = None,  # long: the hot loop of every big sheet, kept whole so no call is paid per cell
                 extra: tuple = (), height: float | None = None) -> None:
         """Write `values` into row `row` (0-based) from column A, each as `write_value(ws, row, col, value,
         formats, **props[col])` would. A None is a formatted blank cell when `blanks` or when the column has
