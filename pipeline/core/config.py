@@ -10,7 +10,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from marshmallow import ValidationError
+
 from pipeline.core.errors import ConfigError
+from schemas.config import CONFIG_SCHEMA, first_problem
 
 CONFIG_NAME = "reintegrate.toml"
 
@@ -45,18 +48,9 @@ class Config:
         return local if (local / "reintegration-plan.docx").is_file() else None
 
 
-_KEYS = {"outbox", "inbox", "templates_dir", "term_dates", "ledger", "workers", "pdf", "email"}
-
-
-def _boolean(data: dict, key: str, path: Path) -> bool:
-    value = data.get(key, False)
-    if not isinstance(value, bool):  # "false" in quotes is a non-empty string, which Python calls true
-        raise ConfigError(f"{path.name}: '{key}' must be true or false, without quotes")
-    return value
-
-
 def load_config(path: str | Path | None = None) -> Config:
-    """Read the config file; with no path, `reintegrate.toml` in the working directory if it exists."""
+    """Read the config file; with no path, `reintegrate.toml` in the working directory if it exists. Each
+    setting is checked by `schemas.config.ConfigSchema`; the first problem is a `ConfigError`."""
     if path is None:
         path = Path(CONFIG_NAME)
         if not path.is_file():
@@ -68,37 +62,32 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{path}: the config file does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path.name}: not a valid TOML file ({exc})") from None
-    unknown = set(data) - _KEYS
-    if unknown:
-        raise ConfigError(f"{path.name}: unknown setting(s) {', '.join(sorted(unknown))}; see reintegrate.example.toml")
+    try:
+        values = CONFIG_SCHEMA.load(data)
+    except ValidationError as err:
+        raise ConfigError(f"{path.name}: {first_problem(err.messages)}") from None
     base = path.parent
 
     def as_path(key):
-        value = data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise ConfigError(f"{path.name}: '{key}' must be a folder or file path in quotes")
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else base / p
+        return None if values[key] is None else _beside(values[key], base)
 
-    workers = data.get("workers")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ConfigError(f"{path.name}: 'workers' must be a whole number of at least 1")
-    email = data.get("email", {})
-    if not isinstance(email, dict):
-        raise ConfigError(f"{path.name}: [email] must be a table of settings")
-    if isinstance(email.get("ca_file"), str) and email["ca_file"].strip():  # like every path: from this file's folder
-        ca_file = Path(email["ca_file"].strip()).expanduser()
-        email = {**email, "ca_file": str(ca_file if ca_file.is_absolute() else base / ca_file)}
+    email = values["email"]
+    if isinstance(email.get("ca_file"), str) and email["ca_file"].strip():
+        email = {**email, "ca_file": str(_beside(email["ca_file"].strip(), base))}
     return Config(
         outbox=as_path("outbox") or Config.outbox,
         inbox=as_path("inbox") or Config.inbox,
         templates_dir=as_path("templates_dir"),
         term_dates=as_path("term_dates"),
         ledger=as_path("ledger"),
-        workers=workers,
-        pdf=_boolean(data, "pdf", path),
+        workers=values["workers"],
+        pdf=values["pdf"],
         email=email,
         source=path,
     )
+
+
+def _beside(text: str, base: Path) -> Path:
+    """A path from the config file, like every path in it: relative to the file's own folder."""
+    p = Path(text).expanduser()
+    return p if p.is_absolute() else base / p
