@@ -20,6 +20,7 @@ from pipeline.read.ingest import read_referrals
 from pipeline.core.ledger import Ledger, now_iso
 from pipeline.write.reports import summary, write_json_by_line, write_summary, write_validation_report
 from pipeline.check.rules import RuleContext, check_sheet, provisional_years
+from schemas.manifest import dump_manifest, entry_record
 
 EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE = 0, 1, 2
 
@@ -51,23 +52,10 @@ def file_sha256(path: Path) -> str:
 
 
 def manifest(run_id: str, input_name: str, as_of: date, accepted: list, written: list) -> dict:
-    """What `send` and `reviews` need from a run: who gets which documents (and their bytes' SHA-256 as
-    written, so an officer's later edit is seen), and each pupil's data."""
-    entries = []
-    for (referral, reviews), docs in zip(accepted, written):
-        data = {k: (v.isoformat() if isinstance(v, date) else list(v) if isinstance(v, tuple) else v)
-                for k, v in vars(referral).items()}
-        entries.append({
-            "referral_id": referral.referral_id, "row": referral.row, "plan": docs.plan, "letter": docs.letter,
-            "plan_sha256": docs.plan_sha256, "letter_sha256": docs.letter_sha256,
-            "receiving_school": referral.receiving_school, "receiving_school_contact": referral.receiving_school_contact,
-            "receiving_school_email": referral.receiving_school_email,
-            "inclusions_officer": referral.inclusions_officer, "inclusions_officer_email": referral.inclusions_officer_email,
-            "letter_kind": "invitation" if referral.from_ap else "request",
-            "reviews": [d.isoformat() for d in reviews],
-            "referral": data,
-        })
-    return {"run_id": run_id, "input": input_name, "as_of": as_of.isoformat(), "referrals": entries}
+    """What `send` and `reviews` need from a run (`schemas.manifest`): who gets which documents (and their
+    bytes' SHA-256 as written, so an officer's later edit is seen), and each pupil's data."""
+    entries = [entry_record(referral, reviews, docs) for (referral, reviews), docs in zip(accepted, written)]
+    return dump_manifest(run_id, input_name, as_of, entries)
 
 
 def pdf_copies(run_dir: Path, accepted: list, paths: list, *, soffice: str | None = None,
