@@ -14,7 +14,8 @@ from pathlib import Path
 
 from pipeline.core import files
 from pipeline.core.addresses import allowed_domains_of
-from pipeline.check.calendar import SchoolCalendar
+from pipeline.check.calendar import SchoolCalendar, settling_in_end
+from pipeline.core.errors import CalendarError
 from pipeline.core.config import Config
 from pipeline.read.ingest import read_referrals
 from pipeline.core.ledger import Ledger, now_iso
@@ -112,7 +113,8 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
             data = summary(input_name=path.name, sha256=sha256, run_id=run_id, as_of=as_of, sheet=sheet,
                            results=results, documents=by_row)
             write_summary(run_dir / "summary.json", data)
-            _record(ledger, run_id, run_dir, path.name, sha256, as_of, data, accepted, paths, documents)
+            _record(ledger, run_id, run_dir, path.name, sha256, as_of, data, results, accepted, paths, documents,
+                    calendar)
         except BaseException as exc:
             _remove_run_dir(run_dir, exc)
             raise
@@ -154,14 +156,30 @@ def _write_outputs(run_dir: Path, run_id: str, input_name: str, sheet, results, 
 
 
 def _record(ledger: Ledger, run_id: str, run_dir: Path, input_name: str, sha256: str, as_of: date, data: dict,
-            accepted, paths, documents: bool) -> None:
+            results, accepted, paths, documents: bool, calendar: SchoolCalendar) -> None:
+    """The run in the ledger: what 3.9 and `send` remember, and what the term register shows."""
+    referrals = [_register_facts(referral, reviews, p, calendar) for (referral, reviews), p in zip(accepted, paths)]
+    rejections = [{"row": r.number, "referral_id": r.referral_id,
+                   "rules": sorted({i.rule for i in r.issues if i.is_error})} for r in results if not r.accepted]
     ledger.record_run(
         {"run_id": run_id, "kind": "run" if documents else "validate", "started_at": now_iso(),
          "input_name": input_name, "sha256": sha256, "as_of": as_of.isoformat(), "run_dir": str(run_dir),
          "rows": data["rows"], "accepted": data["accepted"], "rejected": data["rejected"]},
-        [{"referral_id": referral.referral_id, "upn": referral.upn, "planned_return": referral.planned_return_date,
-          "plan": p.plan, "letter": p.letter} for (referral, _), p in zip(accepted, paths)] if documents else [],
+        referrals if documents else [], rejections,
     )
+
+
+def _register_facts(referral, reviews, written, calendar: SchoolCalendar) -> dict:
+    try:
+        protected_until = calendar.protected_period_end(referral.planned_return_date)  # clause 3.9
+    except CalendarError:
+        protected_until = None
+    return {"referral_id": referral.referral_id, "upn": referral.upn, "planned_return": referral.planned_return_date,
+            "plan": written.plan, "letter": written.letter,
+            "pupil": f"{referral.legal_forename} {referral.legal_surname}",
+            "receiving_school": referral.receiving_school, "route": referral.reintegration_reason,
+            "reviews": reviews, "protected_until": protected_until,
+            "settling_in_end": settling_in_end(referral.planned_return_date, referral.settling_in_period_weeks, reviews)}
 
 
 def _remove_run_dir(run_dir: Path, exc: BaseException) -> None:

@@ -65,6 +65,12 @@ def review_weeks(every_weeks: int, settling_weeks: int) -> list[int]:
     return numbers
 
 
+def settling_in_end(planned_return: date, settling_weeks: int, reviews) -> date:
+    """The settling-in period's last day as the reviews count it: the last scheduled review is on its last
+    school day; with no review scheduled, the period is taken in calendar weeks from the return."""
+    return reviews[-1] if reviews else planned_return + timedelta(weeks=settling_weeks)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A settling-in period's reviews: their dates, the school week each ends, and the period's last school

@@ -55,11 +55,33 @@ CREATE TABLE IF NOT EXISTS sends (
     at            TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sends_referral ON sends (referral_id, content_sha256);
+
+CREATE TABLE IF NOT EXISTS rejections (   -- rows a run or validate rejected: the term register's "waiting for a fix"
+    run_id        TEXT NOT NULL REFERENCES runs (run_id),
+    row           INTEGER,
+    referral_id   TEXT,
+    referral_key  TEXT,
+    rules         TEXT NOT NULL           -- the rule ids that rejected it, e.g. "3.8, ME"
+);
+CREATE TABLE IF NOT EXISTS review_records (   -- what the latest `reviews` read for each pupil of a run
+    run_id        TEXT NOT NULL,
+    referral_key  TEXT NOT NULL,
+    number        INTEGER,                -- NULL: an extra review the officer added
+    scheduled     TEXT,
+    date          TEXT NOT NULL,
+    status        TEXT NOT NULL,          -- Scheduled, Held, Missed, Cancelled
+    recorded_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS review_records_referral ON review_records (run_id, referral_key);
 """
 
 
 def upn_digest(upn: str) -> str:
     return hashlib.sha256(upn.strip().upper().encode()).hexdigest()
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
 
 
 def now_iso() -> str:
@@ -70,6 +92,15 @@ def now_iso() -> str:
 MIGRATIONS = (
     ("sends", "referral_key", "TEXT", "lower(referral_id)"),  # Referral IDs compare case-insensitively
     ("sends", "substance", "TEXT", None),  # what the documents say, apart from run id and preparation date
+    ("sends", "plan", "TEXT", None),  # the plan attached, relative to the run folder: which version went
+    # for the term register (older rows have them NULL: the register reads that run's manifest instead)
+    ("referrals", "referral_key", "TEXT", "lower(referral_id)"),
+    ("referrals", "pupil", "TEXT", None),
+    ("referrals", "receiving_school", "TEXT", None),
+    ("referrals", "route", "TEXT", None),
+    ("referrals", "reviews", "TEXT", None),  # the scheduled review dates, ISO, comma-separated
+    ("referrals", "settling_in_end", "TEXT", None),
+    ("referrals", "protected_until", "TEXT", None),  # clause 3.9: the end of the first full term back
 )
 
 #: send statuses that mean the school has (or may have) the referral: never sent again unless --resend
@@ -129,6 +160,7 @@ class Ledger:
                     if fill:
                         db.execute(f"UPDATE {table} SET {column} = {fill}")
             db.execute("CREATE INDEX IF NOT EXISTS sends_key ON sends (referral_key)")
+            db.execute("CREATE INDEX IF NOT EXISTS referrals_key ON referrals (referral_key)")
 
     def close(self) -> None:
         self.db.close()
@@ -144,10 +176,12 @@ class Ledger:
         with self.db:  # commits on success, rolls back on any exception
             yield self.db
 
-    def record_run(self, run: dict, referrals: list[dict]) -> None:
-        """One run and its accepted referrals, in one transaction.
+    def record_run(self, run: dict, referrals: list[dict], rejections: list[dict] = ()) -> None:
+        """One run, its accepted referrals and its rejected rows, in one transaction.
 
-        `run` has the runs columns; each referral has referral_id, upn, planned_return (date), plan, letter.
+        `run` has the runs columns; each referral has referral_id, upn, planned_return (date), plan, letter and,
+        for the term register, pupil, receiving_school, route, reviews (dates), settling_in_end and
+        protected_until (dates or None); each rejection has row, referral_id (or None) and rules (rule ids).
         """
         with self.transaction() as db:
             db.execute(
@@ -156,13 +190,37 @@ class Ledger:
                 run,
             )
             db.executemany(
-                "INSERT INTO referrals VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO referrals (run_id, referral_id, upn_sha256, planned_return, plan, letter, referral_key,"
+                " pupil, receiving_school, route, reviews, settling_in_end, protected_until)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (run["run_id"], r["referral_id"], upn_digest(r["upn"]), r["planned_return"].isoformat(),
-                     r.get("plan"), r.get("letter"))
+                     r.get("plan"), r.get("letter"), referral_key(r["referral_id"]), r.get("pupil"),
+                     r.get("receiving_school"), r.get("route"), ",".join(d.isoformat() for d in r.get("reviews", ())),
+                     _iso(r.get("settling_in_end")), _iso(r.get("protected_until")))
                     for r in referrals
                 ],
             )
+            db.executemany(
+                "INSERT INTO rejections (run_id, row, referral_id, referral_key, rules) VALUES (?, ?, ?, ?, ?)",
+                [(run["run_id"], r.get("row"), r.get("referral_id"),
+                  referral_key(r["referral_id"]) if r.get("referral_id") else None, ", ".join(r["rules"]))
+                 for r in rejections],
+            )
+
+    def record_reviews(self, run_id: str, pupils: dict[str, list[tuple]]) -> None:
+        """What `reviews` read from a run's tracker: for each Referral ID, its reviews as (number, scheduled date,
+        date, status). Replaces what an earlier `reviews` of the same run recorded for those pupils."""
+        at = now_iso()
+        with self.transaction() as db:
+            for referral_id, reviews in pupils.items():
+                key = referral_key(referral_id)
+                db.execute("DELETE FROM review_records WHERE run_id = ? AND referral_key = ?", (run_id, key))
+                db.executemany(
+                    "INSERT INTO review_records VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(run_id, key, number, _iso(scheduled), _iso(when), status, at)
+                     for number, scheduled, when, status in reviews],
+                )
 
     def earlier_returns(self, upn: str, other_than_referral: str) -> list[EarlierReturn]:
         """Planned returns recorded by earlier runs for this pupil under another Referral ID (clause 3.9)."""
@@ -203,11 +261,11 @@ class Ledger:
 
     def record_send(self, *, run_id: str, referral_id: str, content_sha256: str, transport: str,
                     recipients: list[str], status: str, detail: str | None = None,
-                    substance: str | None = None) -> None:
+                    substance: str | None = None, plan: str | None = None) -> None:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO sends (run_id, referral_id, content_sha256, transport, recipients, status, detail, at,"
-                " referral_key, substance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " referral_key, substance, plan) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, referral_id, content_sha256, transport, ", ".join(recipients), status, detail, now_iso(),
-                 referral_key(referral_id), substance),
+                 referral_key(referral_id), substance, plan),
             )
