@@ -176,7 +176,7 @@ def _register_facts(referral, reviews, written, calendar: SchoolCalendar) -> dic
         protected_until = None
     return {"referral_id": referral.referral_id, "upn": referral.upn, "planned_return": referral.planned_return_date,
             "plan": written.plan, "letter": written.letter,
-            "pupil": f"{referral.legal_forename} {referral.legal_surname}",
+            "pupil": f"{referral.greeting_name} {referral.legal_surname}",  # as the review tracker names them
             "receiving_school": referral.receiving_school, "route": referral.reintegration_reason,
             "reviews": reviews, "protected_until": protected_until,
             "settling_in_end": settling_in_end(referral.planned_return_date, referral.settling_in_period_weeks, reviews)}

@@ -101,6 +101,7 @@ MIGRATIONS = (
     ("referrals", "reviews", "TEXT", None),  # the scheduled review dates, ISO, comma-separated
     ("referrals", "settling_in_end", "TEXT", None),
     ("referrals", "protected_until", "TEXT", None),  # clause 3.9: the end of the first full term back
+    ("referrals", "substance", "TEXT", None),  # as `send` computes it: is the school's copy this version?
 )
 
 #: send statuses that mean the school has (or may have) the referral: never sent again unless --resend
@@ -191,13 +192,13 @@ class Ledger:
             )
             db.executemany(
                 "INSERT INTO referrals (run_id, referral_id, upn_sha256, planned_return, plan, letter, referral_key,"
-                " pupil, receiving_school, route, reviews, settling_in_end, protected_until)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " pupil, receiving_school, route, reviews, settling_in_end, protected_until, substance)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (run["run_id"], r["referral_id"], upn_digest(r["upn"]), r["planned_return"].isoformat(),
                      r.get("plan"), r.get("letter"), referral_key(r["referral_id"]), r.get("pupil"),
                      r.get("receiving_school"), r.get("route"), ",".join(d.isoformat() for d in r.get("reviews", ())),
-                     _iso(r.get("settling_in_end")), _iso(r.get("protected_until")))
+                     _iso(r.get("settling_in_end")), _iso(r.get("protected_until")), r.get("substance"))
                     for r in referrals
                 ],
             )
