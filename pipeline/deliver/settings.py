@@ -1,7 +1,10 @@
 """The ``[email]`` settings of ``reintegrate.toml``, checked: `EmailSettings`.
 
-`EmailSettings.from_config(config.email)` checks the raw table, and takes the SMTP password from the
-``REINTEGRATE_SMTP_PASSWORD`` environment variable, never from the file. A wrong value raises `ConfigError`.
+`EmailSettings.from_config(config.email)` checks the raw table through the schema `schemas.email_settings`,
+adds the checks that need more than the table's shape (``sender`` is an address and ``allowed_domains`` are
+domains, by the rules of `pipeline.core.addresses`; ``ca_file`` is a certificate on this machine), and takes
+the SMTP password from the ``REINTEGRATE_SMTP_PASSWORD`` environment variable, never from the file. A wrong
+value raises `ConfigError`: one sentence, about the first problem in the order the schema looks for them.
 """
 
 from __future__ import annotations
@@ -11,16 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from marshmallow import ValidationError
+
 from pipeline.core.addresses import allowed_domains_of, split_address
 from pipeline.core.errors import ConfigError
 from pipeline.deliver.tls import tls_context
+from schemas.email_settings import (
+    MAX_RETRY_DEADLINE,
+    PASSWORD_ENV,
+    SECURITIES,
+    SETTING_KEYS,
+    TRANSPORTS,
+    EmailSettingsSchema,
+    first_problem,
+)
 
 __all__ = ["MAX_RETRY_DEADLINE", "PASSWORD_ENV", "SECURITIES", "TRANSPORTS", "EmailSettings"]
-
-PASSWORD_ENV = "REINTEGRATE_SMTP_PASSWORD"
-TRANSPORTS = ("files", "smtp")
-SECURITIES = {"starttls": 587, "ssl": 465, "none": 25}
-MAX_RETRY_DEADLINE = 55.0  # seconds: a send against a dead server must give up within a minute
 
 
 @dataclass(frozen=True)
@@ -42,79 +51,40 @@ class EmailSettings:
     attach_pdf: bool = False  # also attach the PDF copy beside each document (run --pdf, or pdf = true)
     ca_file: str | None = None  # a private certificate authority (PEM) trusted as well as the system's
 
-    KEYS = ("transport", "host", "port", "security", "username", "sender", "allowed_domains", "timeout",
-            "max_attempts", "retry_delay", "retry_deadline", "attach_pdf", "ca_file")
+    KEYS = SETTING_KEYS
 
     @classmethod
     def from_config(cls, email: Mapping | None, *, env: Mapping[str, str] | None = None) -> "EmailSettings":
         """Check the raw ``[email]`` dict (`Config.email`); any wrong value raises `ConfigError`."""
-        email = dict(email or {})
+        values = _checked(dict(email or {}))
         env = os.environ if env is None else env
-        if "password" in email:
-            raise ConfigError(f"[email] must not hold the password: set the {PASSWORD_ENV} environment variable "
-                              "instead and remove 'password' from the config file.")
-        unknown = sorted(set(email) - set(cls.KEYS))
-        if unknown:
-            raise ConfigError(f"[email] has unknown setting(s) {', '.join(unknown)}; the settings are "
-                              f"{', '.join(cls.KEYS)} (see reintegrate.example.toml).")
+        return cls(**values, password=env.get(PASSWORD_ENV) or None)
 
-        def text(key):
-            value = email.get(key)
-            if value is None:
-                return None
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"[email] {key} must be text in quotes, e.g. {key} = \"...\".")
-            return value.strip()
 
-        def choice(key, options, default):
-            value = email.get(key, default)
-            if not isinstance(value, str) or value.strip().lower() not in options:
-                raise ConfigError(f"[email] {key} must be one of {', '.join(repr(o) for o in options)}, "
-                                  f"not {value!r}.")
-            return value.strip().lower()
-
-        def number(key, default, low, high, whole=False):
-            value = email.get(key, default)
-            kinds = (int,) if whole else (int, float)
-            if isinstance(value, bool) or not isinstance(value, kinds) or not (low <= value <= high):
-                kind = "a whole number" if whole else "a number of seconds"
-                raise ConfigError(f"[email] {key} must be {kind} from {low} to {high}, not {value!r}.")
-            return value
-
-        transport = choice("transport", TRANSPORTS, "files")
-        security = choice("security", tuple(SECURITIES), "starttls")
-        host = text("host")
-        username = text("username")
-        sender = text("sender")
-        if sender is not None and split_address(sender) is None:
-            raise ConfigError(f"[email] sender {sender!r} is not a valid email address.")
-        port = number("port", SECURITIES[security], 1, 65535, whole=True)
-        timeout = float(number("timeout", 15, 0.1, 300))
-        max_attempts = number("max_attempts", 3, 1, 10, whole=True)
-        retry_delay = float(number("retry_delay", 2, 0, 30))
-        retry_deadline = float(number("retry_deadline", 45, 0.1, MAX_RETRY_DEADLINE))
-        attach_pdf = email.get("attach_pdf", False)
-        if not isinstance(attach_pdf, bool):
-            raise ConfigError(f"[email] attach_pdf must be true or false (no quotes), not {attach_pdf!r}.")
-
+def _checked(email: dict) -> dict:
+    """The table's values, checked and normalised; the first problem found raises `ConfigError`."""
+    try:
+        values, problems = EmailSettingsSchema().load(email), {}
+    except ValidationError as exc:
+        values, problems = exc.valid_data or {}, dict(exc.messages)
+    sender = values.get("sender")
+    if "sender" not in problems and sender is not None and split_address(sender) is None:
+        problems["sender"] = [f"[email] sender {sender!r} is not a valid email address."]
+    try:
         allowed = allowed_domains_of(email)
+    except ConfigError as exc:
+        problems["allowed_domains"] = [str(exc)]
+    if problems:
+        raise ConfigError(first_problem(problems))
+    _check_ca_file(values["ca_file"])
+    return {**values, "allowed_domains": tuple(allowed)}
 
-        if transport == "smtp":
-            if host is None:
-                raise ConfigError('[email] transport = "smtp" needs host, the mail server\'s name.')
-            if sender is None:
-                raise ConfigError('[email] transport = "smtp" needs sender, the address the messages come from.')
-        if username is not None and security == "none":
-            raise ConfigError('[email] security = "none" cannot be used with a username, as the password would '
-                              'travel unencrypted: use "starttls" or "ssl".')
-        ca_file = text("ca_file")
-        if ca_file is not None:
-            if not Path(ca_file).is_file():
-                raise ConfigError(f"[email] ca_file {ca_file} does not exist; give the path of the certificate "
-                                  "authority's PEM file from IT (relative to reintegrate.toml's folder).")
-            tls_context(ca_file)  # a file that is not a certificate fails here, before anything is sent
-        password = env.get(PASSWORD_ENV) or None
-        return cls(transport=transport, host=host, port=port, security=security, username=username,
-                   password=password, sender=sender, allowed_domains=tuple(allowed), timeout=timeout,
-                   max_attempts=max_attempts, retry_delay=retry_delay, retry_deadline=retry_deadline,
-                   attach_pdf=attach_pdf, ca_file=ca_file)
+
+def _check_ca_file(ca_file: str | None) -> None:
+    """A ``ca_file`` must be there, and be a certificate: both fail here, before anything is sent."""
+    if ca_file is None:
+        return
+    if not Path(ca_file).is_file():
+        raise ConfigError(f"[email] ca_file {ca_file} does not exist; give the path of the certificate "
+                          "authority's PEM file from IT (relative to reintegrate.toml's folder).")
+    tls_context(ca_file)
