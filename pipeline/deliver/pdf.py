@@ -228,6 +228,18 @@ class _Converter:
             self.profiles.put(profile)
 
 
+def _distinct_targets(sources: list[Path], out_dir: str | Path | None) -> list[Path]:
+    """The PDF each source becomes; ValueError when two would be the same file (one would replace the other)."""
+    targets = [pdf_path(s, out_dir) for s in sources]
+    seen: set[str] = set()
+    for target in targets:
+        key = os.path.normcase(str(target.resolve()))
+        if key in seen:
+            raise ValueError(f"two documents would both be saved as {target.name}")
+        seen.add(key)
+    return targets
+
+
 def convert_to_pdf(paths, out_dir: str | Path | None = None, workers: int | None = None, *,
                    soffice: str | None = None, progress=None, startup_seconds: float = STARTUP_SECONDS,
                    per_document_seconds: float = PER_DOCUMENT_SECONDS, batch_size: int | None = None) -> list[Converted]:
@@ -242,13 +254,7 @@ def convert_to_pdf(paths, out_dir: str | Path | None = None, workers: int | None
     sources = [Path(p) for p in paths]
     if not sources:
         return []
-    targets = [pdf_path(s, out_dir) for s in sources]
-    seen: set[str] = set()
-    for target in targets:
-        key = os.path.normcase(str(target.resolve()))
-        if key in seen:
-            raise ValueError(f"two documents would both be saved as {target.name}")
-        seen.add(key)
+    targets = _distinct_targets(sources, out_dir)
     soffice = soffice or require_soffice()
     workers = max(1, min(workers, len(sources))) if workers else default_workers(len(sources))
     size = batch_size or max(1, min(MAX_BATCH, math.ceil(len(sources) / workers)))
