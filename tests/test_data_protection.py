@@ -255,7 +255,7 @@ def test_a_tampered_word_template_cannot_run_code(tmp_path, attack, monkeypatch)
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_a_tampered_email_template_cannot_run_code(tmp_path, attack, monkeypatch):
     import jinja2
-    from pipeline.deliver.mail import load_email_template
+    from pipeline.deliver.template import load_email_template
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "templates" / "email").mkdir(parents=True)

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.cli.main import main
 from pipeline.write.context import sample_context
-from pipeline.deliver.mail import EMAIL_CONTEXT_KEYS
+from pipeline.deliver.template import EMAIL_CONTEXT_KEYS
 from pipeline.check.rules import RULES
 from schemas.referral import SCHEMA
 

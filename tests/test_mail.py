@@ -1,4 +1,4 @@
-"""pipeline.deliver.mail: settings, allowed domains, messages, drafts and SMTP sends against a real local server."""
+"""pipeline.deliver (settings, message, send, smtp): allowed domains, messages, drafts and SMTP sends against a real local server."""
 
 from __future__ import annotations
 
@@ -22,17 +22,12 @@ from aiosmtpd.controller import Controller
 from pipeline.core.config import load_config
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.ledger import Ledger
-from pipeline.deliver.mail import (
-    DOCX_TYPE,
-    EMAIL_CONTEXT_KEYS,
-    PASSWORD_ENV,
-    EmailSettings,
-    build_message,
-    domain_allowed,
-    newest_plan,
-    send_run,
-    send_with_config,
-)
+from pipeline.core.addresses import domain_allowed
+from pipeline.deliver.message import DOCX_TYPE, build_message
+from pipeline.deliver.send import send_run, send_with_config
+from pipeline.deliver.settings import PASSWORD_ENV, EmailSettings
+from pipeline.deliver.template import EMAIL_CONTEXT_KEYS
+from pipeline.write.plan_record import newest_plan
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_ID = "20261129T101500123456Z-ab12"
@@ -325,7 +320,7 @@ def test_build_message_uses_templates_dir_override(tmp_path):
 def test_shipped_template_uses_only_known_variables():
     import jinja2.meta
 
-    from pipeline.deliver.mail import _environment
+    from pipeline.deliver.template import _environment
 
     env = _environment(None)
     source = env.loader.get_source(env, "plan-email.txt")[0]
@@ -682,7 +677,7 @@ def test_report_lines_and_dict(tmp_path, ledger):
 
 def test_one_session_gives_up_once_for_several_run_folders(tmp_path, ledger):
     """`run a.xlsx b.xlsx --send` shares one deadline: the second run folder is not tried against a dead server."""
-    from pipeline.deliver.mail import SendSession
+    from pipeline.deliver.send import SendSession
 
     first = make_run(tmp_path / "a", ids=("HAV-0001", "HAV-0002"))
     second = make_run(tmp_path / "b", ids=("HAV-0003",))
@@ -719,13 +714,13 @@ def test_two_ids_with_the_same_safe_name_get_two_drafts(tmp_path, ledger):
 
 
 def test_an_unexpected_error_on_one_message_fails_only_that_message(tmp_path, ledger, monkeypatch):
-    import pipeline.deliver.mail as mail
+    from pipeline.deliver import smtp
 
     run_dir = make_run(tmp_path, ids=("HAV-0001", "HAV-0002"))
     handler = Recorder()
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
-    original = mail._SmtpBatch.send
+    original = smtp.SmtpBatch.send
     calls = []
 
     def send(self, msg, recipients, referral_id):
@@ -734,7 +729,7 @@ def test_an_unexpected_error_on_one_message_fails_only_that_message(tmp_path, le
             raise UnicodeEncodeError("ascii", "é", 0, 1, "surprise")
         return original(self, msg, recipients, referral_id)
 
-    monkeypatch.setattr(mail._SmtpBatch, "send", send)
+    monkeypatch.setattr(smtp.SmtpBatch, "send", send)
     try:
         report = send_run(run_dir, smtp_settings(controller.port), ledger)
     finally:

@@ -22,7 +22,8 @@ from click.testing import CliRunner
 
 from pipeline.cli.main import main
 from pipeline.core.ledger import Ledger
-from pipeline.deliver.mail import PASSWORD_ENV, EmailSettings, send_run
+from pipeline.deliver.send import send_run
+from pipeline.deliver.settings import PASSWORD_ENV, EmailSettings
 from tests.test_mail import Recorder, free_port, make_run, smtp_server, smtp_settings  # noqa: F401 (a fixture)
 
 # implicit TLS: aiosmtpd cannot tell its own AUTH check that the connection is TLS from the first byte

@@ -221,7 +221,7 @@ def test_send_attaches_the_pdfs_when_attach_pdf_is_on(tmp_path, workbook, valid_
     from email.parser import BytesParser
 
     from pipeline.core.config import Config
-    from pipeline.deliver.mail import send_with_config
+    from pipeline.deliver.send import send_with_config
     from pipeline.run import run_file
 
     email = {"allowed_domains": ["havering.gov.uk", "sch.uk", "drapersacademy.com"], "attach_pdf": True}

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from pipeline.cli.main import main
 from pipeline.core.config import Config
 from pipeline.core.errors import InputError
-from pipeline.deliver.mail import newest_plan
+from pipeline.write.plan_record import newest_plan
 from pipeline.reviews.review import (STATE_FILE, TrackerMismatchError, UnknownRunError, read_tracker, review_tracker,
                               reviewed_plan_name)
 from pipeline.run import run_file

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from pipeline.cli.main import main
 from pipeline.core.config import load_config
 from schemas.config import KEYS
-from pipeline.deliver.mail import EmailSettings
+from pipeline.deliver.settings import EmailSettings
 from pipeline.write.render import check_templates, default_templates_dir
 from pipeline.cli.workspace import (CONFIG_TEXT, EXAMPLE_NAME, HOW_TO_TEXT, TEMPLATE_FILES, InitError, _create,
                                 example_workbook, init_workspace)

@@ -263,7 +263,7 @@ def _process(spreadsheets, *, as_of, config_path, outbox, documents, out: Output
     if want_pdf and find_soffice() is None:
         _fail(out, str(LibreOfficeNotFound()), _pdf_hint(pdf))
     if send:
-        from pipeline.deliver.mail import SendSession  # only when sending: the mail stack costs a start-up
+        from pipeline.deliver.send import SendSession  # only when sending: the mail stack costs a start-up
     with SendSession() if send else nullcontext() as session:
         return _process_files(spreadsheets, config=config, as_of=as_of, config_path=config_path,
                               documents=documents, out=out, workers=workers, send=send, want_pdf=want_pdf,
@@ -441,7 +441,7 @@ def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = Fal
                    session=None) -> int:
     """Email (or draft) a run folder's documents, print the report, return 0 or 1. `session` shares one
     connection and one retry deadline across the run folders of one command."""
-    from pipeline.deliver.mail import send_with_config
+    from pipeline.deliver.send import send_with_config
 
     live = config.email.get("transport") == "smtp" and not dry_run and not out.quiet  # retries as they happen
     report = send_with_config(run_dir, config, dry_run=dry_run, resend=resend, session=session,
@@ -556,7 +556,7 @@ def check_templates_command(folder, quiet, verbose):
       reintegrate check-templates
       reintegrate check-templates templates
     """
-    from pipeline.deliver.mail import check_email_template
+    from pipeline.deliver.template import check_email_template
     from pipeline.write.render import check_templates, default_templates_dir
 
     out = _output(quiet, verbose)

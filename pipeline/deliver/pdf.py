@@ -228,7 +228,8 @@ class _Converter:
             self.profiles.put(profile)
 
 
-def _unique_targets(sources: list[Path], out_dir) -> list[Path]:
+def _distinct_targets(sources: list[Path], out_dir: str | Path | None) -> list[Path]:
+    """The PDF each source becomes; ValueError when two would be the same file (one would replace the other)."""
     targets = [pdf_path(s, out_dir) for s in sources]
     seen: set[str] = set()
     for target in targets:
@@ -253,7 +254,7 @@ def convert_to_pdf(paths, out_dir: str | Path | None = None, workers: int | None
     sources = [Path(p) for p in paths]
     if not sources:
         return []
-    targets = _unique_targets(sources, out_dir)
+    targets = _distinct_targets(sources, out_dir)
     soffice = soffice or require_soffice()
     workers = max(1, min(workers, len(sources))) if workers else default_workers(len(sources))
     size = batch_size or max(1, min(MAX_BATCH, math.ceil(len(sources) / workers)))
