@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # lowest first: a module may import from its own layer or a lower one, never a higher one
 LAYERS = ["schemas", "pipeline.core", "pipeline.read", "pipeline.check", "pipeline.write", "pipeline.deliver",
-          "pipeline.run", "pipeline.reviews", "pipeline.watch", "pipeline.cli"]
+          "pipeline.run", "pipeline.reviews", "pipeline.register", "pipeline.watch", "pipeline.cli"]
 TOP = {"pipeline", "pipeline.__main__"}  # the package's front door: `python -m pipeline`, `pipeline.run_file`
 LONG_FUNCTION = 60
 REASON = "long:"  # a comment on the def line, e.g. `# long: one table of every column, read top to bottom`
