@@ -21,7 +21,7 @@ from pipeline.read.ingest import read_referrals
 from pipeline.core.ledger import Ledger, now_iso
 from pipeline.write.reports import summary, write_json_by_line, write_summary, write_validation_report
 from pipeline.check.rules import RuleContext, check_sheet, provisional_years
-from schemas.manifest import dump_manifest, entry_record
+from schemas.manifest import dump_manifest, entry_record, substance_of
 
 EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE = 0, 1, 2
 
@@ -105,16 +105,16 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
         run_id, run_dir = _new_run_dir(config.outbox, run_id)
         try:  # a run folder is complete or absent: anything that stops the run removes what it wrote
             accepted = [(r.referral, r.reviews) for r in results if r.accepted]
-            paths = _write_outputs(run_dir, run_id, path.name, sheet, results, accepted, as_of=as_of, config=config,
-                                   documents=documents, workers=workers, progress=progress)
+            paths, entries = _write_outputs(run_dir, run_id, path.name, sheet, results, accepted, as_of=as_of,
+                                            config=config, documents=documents, workers=workers, progress=progress)
             pdfs, pdf_failed = (pdf_copies(run_dir, accepted, paths, soffice=soffice, workers=workers or config.workers,
                                            progress=pdf_progress) if pdf and paths else (0, ()))
             by_row = {referral.row: (p.plan, p.letter) for (referral, _), p in zip(accepted, paths)}
             data = summary(input_name=path.name, sha256=sha256, run_id=run_id, as_of=as_of, sheet=sheet,
                            results=results, documents=by_row)
             write_summary(run_dir / "summary.json", data)
-            _record(ledger, run_id, run_dir, path.name, sha256, as_of, data, results, accepted, paths, documents,
-                    calendar)
+            _record(ledger, run_id, run_dir, path.name, sha256, as_of, data, results, accepted, paths, entries,
+                    documents, calendar)
         except BaseException as exc:
             _remove_run_dir(run_dir, exc)
             raise
@@ -131,16 +131,16 @@ def _new_run_dir(outbox: Path, run_id: str | None) -> tuple[str, Path]:
 
 
 def _write_outputs(run_dir: Path, run_id: str, input_name: str, sheet, results, accepted, *, as_of: date,
-                   config: Config, documents: bool, workers, progress) -> list:
+                   config: Config, documents: bool, workers, progress) -> tuple[list, list]:
     """The validation report and, with `documents`, the plans, letters, tracker and manifest; returns the
-    documents written (`documents.Written`, one per accepted referral)."""
+    documents written (`documents.Written`) and the manifest entries, one of each per accepted referral."""
 
     def report():
         write_validation_report(run_dir / "validation-report.xlsx", sheet, results)
 
     if not (documents and accepted):
         report()
-        return []
+        return [], []
     from pipeline.write.documents import write_documents
     from pipeline.write.tracker import tracker_rows, write_tracker
 
@@ -151,14 +151,16 @@ def _write_outputs(run_dir: Path, run_id: str, input_name: str, sheet, results, 
 
     paths = write_documents(run_dir, accepted, run_id=run_id, generated_on=as_of, templates_dir=config.templates(),
                             workers=workers or config.workers, progress=progress, alongside=tracker_and_report)
-    write_manifest(run_dir / "manifest.json", manifest(run_id, input_name, as_of, accepted, paths))
-    return paths
+    data = manifest(run_id, input_name, as_of, accepted, paths)
+    write_manifest(run_dir / "manifest.json", data)
+    return paths, data["referrals"]
 
 
 def _record(ledger: Ledger, run_id: str, run_dir: Path, input_name: str, sha256: str, as_of: date, data: dict,
-            results, accepted, paths, documents: bool, calendar: SchoolCalendar) -> None:
+            results, accepted, paths, entries, documents: bool, calendar: SchoolCalendar) -> None:
     """The run in the ledger: what 3.9 and `send` remember, and what the term register shows."""
-    referrals = [_register_facts(referral, reviews, p, calendar) for (referral, reviews), p in zip(accepted, paths)]
+    referrals = [_register_facts(referral, reviews, p, entry, calendar)
+                 for (referral, reviews), p, entry in zip(accepted, paths, entries)]
     rejections = [{"row": r.number, "referral_id": r.referral_id,
                    "rules": sorted({i.rule for i in r.issues if i.is_error})} for r in results if not r.accepted]
     ledger.record_run(
@@ -169,7 +171,7 @@ def _record(ledger: Ledger, run_id: str, run_dir: Path, input_name: str, sha256:
     )
 
 
-def _register_facts(referral, reviews, written, calendar: SchoolCalendar) -> dict:
+def _register_facts(referral, reviews, written, entry: dict, calendar: SchoolCalendar) -> dict:
     try:
         protected_until = calendar.protected_period_end(referral.planned_return_date)  # clause 3.9
     except CalendarError:
@@ -178,7 +180,7 @@ def _register_facts(referral, reviews, written, calendar: SchoolCalendar) -> dic
             "plan": written.plan, "letter": written.letter,
             "pupil": f"{referral.greeting_name} {referral.legal_surname}",  # as the review tracker names them
             "receiving_school": referral.receiving_school, "route": referral.reintegration_reason,
-            "reviews": reviews, "protected_until": protected_until,
+            "reviews": reviews, "protected_until": protected_until, "substance": substance_of(entry),
             "settling_in_end": settling_in_end(referral.planned_return_date, referral.settling_in_period_weeks, reviews)}
 
 

@@ -16,12 +16,15 @@ an older version without the SHA-256 keys or the pupil data reads with those mis
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import typing
 from datetime import date
+from typing import Mapping
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
-from schemas.model import Referral
+from schemas.model import Referral, referral_key
 
 _REFERRAL_TYPES = typing.get_type_hints(Referral)
 _REFERRAL_FIELDS = tuple(f.name for f in dataclasses.fields(Referral))
@@ -154,3 +157,21 @@ def dump_manifest(run_id: str, input_name: str, as_of: date, entries: list[dict]
 def load_manifest(data) -> dict:
     """A manifest read from JSON, checked and typed (`Referral`, dates); raises marshmallow's ValidationError."""
     return MANIFEST.load(data)
+
+
+# manifest keys that change from run to run without changing what the school is told
+_NOT_SUBSTANCE = frozenset({"row", "plan", "letter", "plan_sha256", "letter_sha256"})
+
+
+def substance_of(entry: Mapping) -> str:
+    """SHA-256 of what a referral's documents say: its data, review dates, letter kind and addresses, without
+    the run id, preparation date, spreadsheet row or file names. Re-running a workbook gives the same value
+    for every referral whose row did not change."""
+    kept = {k: v for k, v in entry.items() if k not in _NOT_SUBSTANCE}
+    if isinstance(kept.get("referral"), dict):
+        kept["referral"] = {k: v for k, v in kept["referral"].items() if k not in _NOT_SUBSTANCE}
+    for part in (kept, kept.get("referral")):  # Referral IDs compare case-insensitively everywhere
+        if isinstance(part, dict) and isinstance(part.get("referral_id"), str):
+            part["referral_id"] = referral_key(part["referral_id"])
+    text = json.dumps(kept, sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 from datetime import date
 
 
+def referral_key(referral_id: str) -> str:
+    """Referral IDs compare case-insensitively everywhere: `l4` is `L4`."""
+    return str(referral_id).strip().casefold()
+
+
 @dataclass(frozen=True)
 class Referral:
     referral_id: str

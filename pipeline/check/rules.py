@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from pipeline.check.calendar import SchoolCalendar
 from pipeline.check.row_loader import RowLoader
@@ -22,7 +22,7 @@ from pipeline.core.errors import ERROR, WARNING, CalendarError, Issue
 from pipeline.read.ingest import Sheet
 from schemas.model import Referral
 from schemas.parsers import format_uk_date as uk
-from schemas.referral import FIELD_BY_HEADING, HEADINGS, SCHEMA, to_referral
+from schemas.referral import FIELD_BY_HEADING, HEADINGS, to_referral
 
 AP = "Alternative provision"
 DIRECTION = "Direction off-site"

@@ -27,7 +27,6 @@ never overwrite anything.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.files import make_dir, tighten_outbox
+from schemas.model import referral_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -106,11 +107,6 @@ MIGRATIONS = (
 
 #: send statuses that mean the school has (or may have) the referral: never sent again unless --resend
 DELIVERED = ("sent", "uncertain")
-
-
-def referral_key(referral_id: str) -> str:
-    """Referral IDs compare case-insensitively everywhere: `l4` is `L4`."""
-    return str(referral_id).strip().casefold()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ whose names in the run folder carry the pupil's name.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Mapping
 
 from pipeline.core.errors import ReintegrateError
 from pipeline.core.files import safe_name_part
-from pipeline.core.ledger import referral_key
+from schemas.manifest import substance_of
 from pipeline.write.plan_record import newest_plan, review_date_of
 
 
@@ -55,24 +54,6 @@ def content_hash(attachments: list[tuple[str, bytes]]) -> str:
     for _name, data in attachments:
         digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()
-
-
-# manifest keys that change from run to run without changing what the school is told
-_NOT_SUBSTANCE = frozenset({"row", "plan", "letter", "plan_sha256", "letter_sha256"})
-
-
-def substance_of(entry: Mapping) -> str:
-    """SHA-256 of what a referral's documents say: its data, review dates, letter kind and addresses, without
-    the run id, preparation date, spreadsheet row or file names. Re-running a workbook gives the same value
-    for every referral whose row did not change."""
-    kept = {k: v for k, v in entry.items() if k not in _NOT_SUBSTANCE}
-    if isinstance(kept.get("referral"), dict):
-        kept["referral"] = {k: v for k, v in kept["referral"].items() if k not in _NOT_SUBSTANCE}
-    for part in (kept, kept.get("referral")):  # Referral IDs compare case-insensitively everywhere
-        if isinstance(part, dict) and isinstance(part.get("referral_id"), str):
-            part["referral_id"] = referral_key(part["referral_id"])
-    text = json.dumps(kept, sort_keys=True, ensure_ascii=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass

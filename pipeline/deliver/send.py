@@ -187,7 +187,8 @@ class _Sender:
                 run_id=self.report.run_id, referral_id=referral_id, transport=self.settings.transport,
                 content_sha256=prepared.content_sha256 if prepared else "-",
                 recipients=prepared.recipients if prepared else [], status=status, detail=detail,
-                substance=prepared.substance if prepared else None)
+                substance=prepared.substance if prepared else None,
+                plan=prepared.attachment_paths[0] if prepared and prepared.attachment_paths else None)
         except Exception as exc:  # noqa: BLE001 - a ledger problem must not hide what was sent
             self.log(f"{referral_id}: could not record '{status}' in the ledger ({exc})")
 
