@@ -146,7 +146,7 @@ class Docxtpl:
 
 def _checked(rows, check_sheet, RuleContext, SchoolCalendar):
     """The generated rows through the real schema and rules, as `run` sees them (Referral and review dates)."""
-    from pipeline.read.ingest import Column, InputRow, Sheet
+    from pipeline.read.referrals import Column, InputRow, Sheet
     from schemas.referral import HEADINGS
 
     columns = {name: Column(name, i, heading) for i, (name, heading) in enumerate(HEADINGS.items())}

@@ -17,7 +17,7 @@ from pipeline.core.addresses import allowed_domains_of
 from pipeline.check.calendar import SchoolCalendar, settling_in_end
 from pipeline.core.errors import CalendarError
 from pipeline.core.config import Config
-from pipeline.read.ingest import read_referrals
+from pipeline.read.referrals import read_referrals
 from pipeline.core.ledger import Ledger, now_iso
 from pipeline.write.reports import summary, write_json_by_line, write_summary, write_validation_report
 from pipeline.check.rules import RuleContext, check_sheet, provisional_years

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.read import ingest
+from pipeline.read import limits
 from pipeline.cli.main import main
 from pipeline.core.config import Config
 from pipeline.core.errors import InputError
-from pipeline.read.ingest import read_referrals
+from pipeline.read.referrals import read_referrals
 from tests import corpus
 from pipeline.write.examples import write_rows
 from tests.corpus import COLUMN
@@ -120,7 +120,7 @@ def test_the_zip_bomb_is_tiny_and_refused_before_it_inflates(inputs):
     path = corpus.zip_bomb(inputs)
     assert path.stat().st_size < 1 << 20
     with zipfile.ZipFile(path) as zf:
-        assert zf.getinfo("xl/worksheets/sheet1.xml").file_size > ingest.MAX_SHEET_XML_BYTES
+        assert zf.getinfo("xl/worksheets/sheet1.xml").file_size > limits.MAX_SHEET_XML_BYTES
     started = time.monotonic()
     with pytest.raises(InputError):
         read_referrals(path)

@@ -229,7 +229,7 @@ def _context():
     from pipeline.write.context import build_context
     from pipeline.check.calendar import SchoolCalendar
     from pipeline.check.rules import RuleContext, check_sheet
-    from pipeline.read.ingest import read_referrals
+    from pipeline.read.referrals import read_referrals
 
     path = corpus.valid_workbook(Path(tempfile.mkdtemp()), n=1)
     (result,) = check_sheet(read_referrals(path), RuleContext(SchoolCalendar.load(), date(2026, 11, 30)))

@@ -18,7 +18,8 @@ from lxml import etree
 
 from pipeline.check.calendar import SchoolCalendar
 from pipeline.core.errors import InputError
-from pipeline.read.ingest import HEADING_SEARCH_ROWS, InputRow, Sheet, _clean, read_referrals
+from pipeline.read.headings import HEADING_SEARCH_ROWS
+from pipeline.read.referrals import InputRow, Sheet, _clean, read_referrals
 from pipeline.check.rules import RuleContext, check_sheet
 from schemas.referral import HEADINGS, SCHEMA
 from tests import corpus
@@ -63,7 +64,7 @@ def random_rows(draw):
 
 
 def sheet_of(rows: list[dict]) -> Sheet:
-    from pipeline.read.ingest import Column
+    from pipeline.read.referrals import Column
 
     columns = {name: Column(name, i, HEADINGS[name]) for i, name in enumerate(FIELDS)}
     rows = [{k: _clean(v) for k, v in row.items() if _clean(v) is not None} for row in rows]  # as ingest hands them on

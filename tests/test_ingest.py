@@ -8,7 +8,7 @@ import openpyxl
 import xlsxwriter
 
 from pipeline.write.examples import generate_rows, write_rows
-from pipeline.read.ingest import read_referrals
+from pipeline.read.referrals import read_referrals
 from schemas.referral import HEADINGS
 
 

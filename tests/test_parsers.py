@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from schemas import parsers
 from schemas.parsers import (UPN_LETTERS, normalise_heading, parse_uk_date, parse_uk_phone, parse_upn,
                              parse_year_group, parse_yes_no, upn_check_letter)
-from pipeline.read.ingest import HEADING_LOOKUP
+from pipeline.read.referrals import HEADING_LOOKUP
 from schemas.referral import SCHEMA
 
 dates = st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31))  # parsers.YEARS: plausible dates

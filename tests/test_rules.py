@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from pipeline.read.ingest import read_referrals
+from pipeline.read.referrals import read_referrals
 from pipeline.core.ledger import Ledger, now_iso
 from pipeline.check.rules import RuleContext, check_sheet
 

@@ -210,7 +210,7 @@ from pipeline.check.rules import RuleContext, check_sheet  # noqa: E402
 
 
 def _accepted(count: int, seed: int):
-    from pipeline.read.ingest import Column, InputRow, Sheet
+    from pipeline.read.referrals import Column, InputRow, Sheet
 
     columns = {name: Column(name, i, heading) for i, (name, heading) in enumerate(HEADINGS.items())}
     rows = [InputRow(n, {k: v for k, v in row.items() if v is not None}, ())

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from python_calamine import CalamineWorkbook
 
-from pipeline.read import ingest
+from pipeline.read.calamine import calamine_sheets
 from pipeline.core.errors import InputError
-from pipeline.read.ingest import read_referrals
+from pipeline.read.referrals import read_referrals
+from pipeline.read.sniff import sniff
+from pipeline.read.xlsx import xlsx_sheets
 
 CORPUS = Path(__file__).resolve().parent / "workbooks"
 FILES = sorted(p for p in CORPUS.rglob("*") if p.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"))
@@ -48,7 +50,7 @@ def normal(value):
 
 
 def our_cells(path: Path) -> dict:
-    sheets, wb = ingest._xlsx_sheets(path, {})
+    sheets, wb = xlsx_sheets(path, {})
     try:
         return {name: {(n, c): normal(v) for n, row in rows for c, v in enumerate(row) if normal(v) is not None}
                 for name, rows in sheets}
@@ -77,7 +79,7 @@ def test_our_xlsx_reader_reads_every_cell_as_calamine_does():
     for path in XLSX:
         name = path.relative_to(CORPUS).as_posix()
         try:
-            ours = our_cells(path) if ingest.sniff(path) == "xlsx" else None
+            ours = our_cells(path) if sniff(path) == "xlsx" else None
         except InputError:
             ours = None
         try:
@@ -236,9 +238,9 @@ def test_xlsb_and_ods_files_are_read_as_calamine_reads_them():
             theirs = calamine_cells(path)
         except Exception:  # noqa: BLE001 - calamine refuses it: we must refuse it too, in one sentence
             with pytest.raises(InputError):
-                ingest._calamine_sheets(path)
+                calamine_sheets(path)
             continue
-        sheets, _ = ingest._calamine_sheets(path)
+        sheets, _ = calamine_sheets(path)
         ours = {name: {(n, c): normal(v) for n, row in rows for c, v in enumerate(row) if normal(v) is not None}
                 for name, rows in sheets}
         assert ours == theirs, path.name

@@ -19,7 +19,7 @@ from pipeline.check.calendar import SchoolCalendar
 from pipeline.check.row_loader import RowLoader
 from pipeline.core.addresses import domain_allowed, domain_of
 from pipeline.core.errors import ERROR, WARNING, CalendarError, Issue
-from pipeline.read.ingest import Sheet
+from pipeline.read.referrals import Sheet
 from schemas.model import Referral
 from schemas.parsers import format_uk_date as uk
 from schemas.referral import FIELD_BY_HEADING, HEADINGS, to_referral

@@ -150,7 +150,7 @@ def _clean(value):
 
 
 def _check_file(path: Path) -> None:
-    from pipeline.read.ingest import sniff
+    from pipeline.read.sniff import sniff
 
     if not path.is_file():
         folder = "the current folder" if str(path.parent) == "." else f"the folder {path.parent}"
@@ -178,7 +178,7 @@ def read_tracker(path: str | Path) -> Tracker:
     columns, statuses typed in any case. Raises `InputError` when it cannot be read at all (no workbook, no
     sheet with the tracker's headings, a heading missing). Read by the referral reader (`pipeline.read.ingest`),
     with its bounds and refusals: a zip bomb, a DOCTYPE, a malformed sheet are one sentence, never more."""
-    from pipeline.read import ingest
+    from pipeline.read import xlsx as ingest
 
     path = Path(path)
     _check_file(path)

@@ -44,7 +44,7 @@ import click
 from pipeline.core import files
 from pipeline.core.config import Config
 from pipeline.core.errors import ConfigError, InputError, ReintegrateError
-from pipeline.read.ingest import SPREADSHEET_SUFFIXES
+from pipeline.read.sniff import SPREADSHEET_SUFFIXES
 from pipeline.core.printable import printable
 from pipeline.core.ledger import Ledger
 from pipeline.run import EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE, file_sha256, process_file

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.core.errors import ERROR, WARNING
 from pipeline.core.files import atomic_path
-from pipeline.read.ingest import Sheet
+from pipeline.read.referrals import Sheet
 from pipeline.check.rules import RowResult
 from pipeline.write.workbooks import Formats, kind_of, new_workbook, print_setup, write_value
 from pipeline.write.xlsx_rows import Link, RowsWorksheet
