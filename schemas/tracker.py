@@ -91,7 +91,7 @@ def _field(heading, parser, *, required=False, aliases=(), hint="", choices=None
 
 
 class ReviewRowSchema(Schema):
-    """One row of the `Reviews` sheet. Blank cells are left out of the input dict (as `pipeline.read.ingest` does)."""
+    """One row of the `Reviews` sheet. Blank cells are left out of the input dict (as the referral reader, `pipeline.read.referrals`, does)."""
 
     class Meta:
         unknown = EXCLUDE
