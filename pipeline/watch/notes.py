@@ -4,14 +4,16 @@ file, `processed/duplicates/<name>.duplicate.txt` names the run that already pro
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
+
+from pipeline.core import files
+
+NOTE_MODE = 0o666  # less the umask: the folder's usual permissions, so the officer who dropped the file can read it
 
 
 def write_note(path: Path, text: str) -> None:
-    """A note beside an input in the shared inbox: written whole (temp then rename), with the folder's usual
-    permissions so the officer who dropped the file can read it."""
-    tmp = path.with_name(f".tmp-{secrets.token_hex(4)}")  # never longer than the note's own name
-    with open(tmp, "x", encoding="utf-8") as fh:
-        fh.write(text if text.endswith("\n") else text + "\n")
-    os.replace(tmp, path)
+    """A note beside an input in the shared inbox: written whole (files.write_bytes), with the folder's usual
+    permissions, ending in a newline, with the line endings of a text file on this system."""
+    if not text.endswith("\n"):
+        text += "\n"
+    files.write_bytes(path, text.replace("\n", os.linesep).encode("utf-8"), mode=NOTE_MODE)
