@@ -365,7 +365,7 @@ def test_a_number_typed_into_a_date_formatted_cell_is_located_not_a_crash(inputs
 
 # ---------------------------------------------------------------- the inbox: failed/ with the sentence beside it
 def test_the_inbox_moves_unreadable_files_to_failed_with_the_sentence(tmp_path):
-    from pipeline.watch.inbox import watch
+    from pipeline.watch import watch
 
     inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
     inbox.mkdir()

@@ -91,7 +91,7 @@ def _run_forever_then_stop(args: list[str], cwd: Path) -> int:
     try:
         line = proc.stdout.readline()
         assert " watching " in line, line + proc.stderr.read()
-        time.sleep(1)  # into its wait: a SIGTERM during its first scan waits for the next (pipeline/watch/inbox.py)
+        time.sleep(1)  # into its wait: a SIGTERM during its first scan waits for the next (pipeline/watch/watcher.py)
         proc.send_signal(signal.SIGTERM)
         return proc.wait(timeout=30)
     finally:

@@ -112,7 +112,7 @@ def test_terminal_output_names_rows_ids_and_cells_never_personal_data(tmp_path):
 
 
 def test_the_watchers_log_and_error_notes_carry_no_personal_data(tmp_path):
-    from pipeline.watch.inbox import watch
+    from pipeline.watch import watch
 
     rows, secrets = _personal_rows()
     inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.watch import inbox as watcher
+from pipeline import watch as watcher
+from pipeline.watch import claims
 from pipeline.cli.main import main
 from pipeline.core.config import Config
 from pipeline.core.errors import ConfigError
@@ -56,7 +57,7 @@ def test_a_file_swapped_between_the_check_and_the_claim_is_never_read(boxes, tmp
         else:
             os.mkfifo(path)
 
-    monkeypatch.setattr(watcher, "_before_claim", swap_it)
+    monkeypatch.setattr(claims, "_before_claim", swap_it)
     lines: list[str] = []
     done = threading.Event()
     result = {}

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.core import files
-from pipeline.watch import inbox as watcher
+from pipeline import watch as watcher
+from pipeline.watch import journal, processing
 from pipeline.core.config import Config
 from pipeline.core.errors import TemplateError
 from pipeline.write.examples import generate_rows, write_rows
@@ -59,8 +60,8 @@ def pupil_names(seeds_and_sizes) -> set[str]:
 
 
 def start(tmp_path, *args, script=None, env=None, stderr=None) -> subprocess.Popen:
-    """The watcher as an officer's service runs it (`python -m pipeline.watch.inbox` is `reintegrate watch`)."""
-    cmd = [sys.executable, *([str(script)] if script else ["-m", "pipeline.watch.inbox"]),
+    """The watcher as an officer's service runs it (`python -m pipeline watch` is `reintegrate watch`)."""
+    cmd = [sys.executable, *([str(script)] if script else ["-m", "pipeline", "watch"]),
            "--inbox", str(tmp_path / "inbox"), "--outbox", str(tmp_path / "outbox"),
            "--settle", SETTLE, "--rescan", "1", "--as-of", AS_OF, *args]
     return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE if stderr is None else stderr,
@@ -241,7 +242,7 @@ def test_recovery_of_each_journal_state(tmp_path):
     # committed: the ledger has the run, the input is still in its claim
     a = watcher.claim(referrals(inbox / "a.xlsx", seed=1), inbox)
     run_id = files.new_run_id()
-    watcher._write_state(a, {"step": "run", "run_id": run_id, "run_dir": str((outbox / run_id).absolute()),
+    journal.write_state(a, {"step": "run", "run_id": run_id, "run_dir": str((outbox / run_id).absolute()),
                              "ledger": str(config.ledger_path.absolute())})
     process_file(a.input, config=config, as_of=as_of, run_id=run_id)
     os.close(a.fd)
@@ -250,14 +251,14 @@ def test_recovery_of_each_journal_state(tmp_path):
     partial = files.new_run_id()
     (outbox / partial / "plans").mkdir(parents=True)
     (outbox / partial / "plans" / "HAV-1_X_Y.docx").write_bytes(b"half")
-    watcher._write_state(b, {"step": "run", "run_id": partial, "run_dir": str((outbox / partial).absolute()),
+    journal.write_state(b, {"step": "run", "run_id": partial, "run_dir": str((outbox / partial).absolute()),
                              "ledger": str(config.ledger_path.absolute())})
     os.close(b.fd)
     # failed: the input already moved to failed/, its note not yet written
     (inbox / "c.xlsx").write_text("junk")
     c = watcher.claim(inbox / "c.xlsx", inbox)
     (inbox / "failed").mkdir()
-    watcher._write_state(c, {"step": "failed", "note": "c.xlsx: not a workbook", "dest": "c.xlsx"})
+    journal.write_state(c, {"step": "failed", "note": "c.xlsx: not a workbook", "dest": "c.xlsx"})
     c.input.rename(inbox / "failed" / "c.xlsx")
     os.close(c.fd)
 
@@ -280,7 +281,7 @@ def test_unexpected_error_fails_the_file_and_removes_its_partial_run(tmp_path, m
         (Path(config.outbox) / run_id / "plans").mkdir(parents=True)
         raise RuntimeError("renderer bug")
 
-    monkeypatch.setattr(watcher, "process_file", broken)
+    monkeypatch.setattr(processing, "process_file", broken)
     outcome = watcher.process_claimed(watcher.claim(path, inbox), Config(inbox=inbox, outbox=outbox))
     assert outcome.status == "failed" and outcome.exit_code == 2
     assert "RuntimeError: renderer bug" in (inbox / "failed" / "a.xlsx.error.txt").read_text()
@@ -296,14 +297,14 @@ def test_a_broken_setup_stops_the_watcher_and_keeps_the_file_waiting(tmp_path, m
     def broken(*args, **kwargs):
         raise TemplateError("reintegration-plan.docx: unknown placeholder {{ pupil.nmae }}")
 
-    monkeypatch.setattr(watcher, "process_file", broken)
+    monkeypatch.setattr(processing, "process_file", broken)
     with pytest.raises(watcher.WatchStopped, match="a.xlsx is back in the inbox"):
         watcher.watch(Config(inbox=inbox, outbox=outbox), once=True, settle=0.05, log=lambda line: None)
     assert path.is_file() and claims(inbox) == []
 
 
 def test_missing_inbox_is_a_plain_error(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "pipeline.watch.inbox", "--once", "--inbox", str(tmp_path / "nowhere")],
+    p = subprocess.run([sys.executable, "-m", "pipeline", "watch", "--once", "--inbox", str(tmp_path / "nowhere")],
                        cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and p.stderr.startswith("Error: the inbox folder") and "Traceback" not in p.stderr
 
@@ -419,7 +420,8 @@ def test_slow_copies_are_taken_only_when_complete(tmp_path):
 
 CRASH_SCRIPT = """
 import os, sys, time
-import pipeline.watch.inbox as inbox, pipeline.run as run
+import pipeline.run as run
+import pipeline.watch.finish as finish, pipeline.watch.processing as processing, pipeline.watch.watcher as watcher
 from pipeline.core.ledger import Ledger
 
 point = os.environ["CRASH_AT"]
@@ -445,12 +447,12 @@ def after(owner, name):
     setattr(owner, name, wrapper)
 
 {
-    "claimed": lambda: before(inbox, "process_claimed"),
-    "run-started": lambda: before(inbox, "process_file"),
+    "claimed": lambda: before(watcher, "process_claimed"),
+    "run-started": lambda: before(processing, "process_file"),
     "documents-written": lambda: before(run, "write_summary"),
     "committed": lambda: after(Ledger, "record_run"),
-    "moved": lambda: after(inbox, "move_exclusive"),
-    "failed-moved": lambda: before(inbox, "_write_note"),
+    "moved": lambda: after(finish, "move_exclusive"),
+    "failed-moved": lambda: before(finish, "write_note"),
 }[point]()
 from pipeline.cli.main import main
 main(["watch", *sys.argv[1:]])

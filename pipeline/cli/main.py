@@ -710,7 +710,7 @@ def watch(inbox, outbox, once, poll, settle, rescan, as_of, config_path, quiet, 
       reintegrate watch
       reintegrate watch --poll --inbox inbox --outbox outbox
     """
-    from pipeline.watch.inbox import watch as watch_inbox
+    from pipeline.watch import watch as watch_inbox
 
     out = _output(quiet, verbose)
     config = _config(config_path, outbox, out)
