@@ -15,16 +15,13 @@ from pathlib import Path
 from pipeline.core import files
 from pipeline.core.addresses import allowed_domains_of
 from pipeline.check.calendar import SchoolCalendar, settling_in_end
-from pipeline.core.errors import CalendarError
+from pipeline.core.errors import CalendarError, ExitCode
 from pipeline.core.config import Config
 from pipeline.read.referrals import read_referrals
 from pipeline.core.ledger import Ledger, now_iso
 from pipeline.write.reports import summary, write_json_by_line, write_summary, write_validation_report
 from pipeline.check.rules import RuleContext, check_sheet, provisional_years
 from schemas.manifest import dump_manifest, entry_record, substance_of
-
-EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE = 0, 1, 2
-
 
 @dataclass(frozen=True)
 class RunResult:
@@ -40,8 +37,8 @@ class RunResult:
     pdf_failed: tuple[str, ...] = ()  # one sentence per document left without its PDF copy, naming the Referral ID
 
     @property
-    def exit_code(self) -> int:
-        return EXIT_REJECTED if self.rejected else EXIT_OK
+    def exit_code(self) -> ExitCode:
+        return ExitCode.ACT if self.rejected or self.pdf_failed else ExitCode.OK
 
 
 def file_sha256(path: Path) -> str:

@@ -25,10 +25,10 @@ import click
 
 from pipeline.core import files
 from pipeline.core.config import load_config
-from pipeline.core.errors import ConfigError, InputError, MissingPassword, ReintegrateError, TemplateError
+from pipeline.core.errors import (ConfigError, ExitCode, InputError, MissingPassword, ReintegrateError,
+                                  TemplateError)
 from pipeline.core.printable import printable
 
-EXIT_OK, EXIT_ACT, EXIT_UNREADABLE = 0, 1, 2
 LIBREOFFICE_URL = "https://www.libreoffice.org/download/"
 
 
@@ -88,7 +88,7 @@ def _fail(out: Output, message: str, hint: str | None = None) -> None:
     out.error(message)
     if hint:
         out.next_step(hint)
-    sys.exit(EXIT_UNREADABLE)
+    sys.exit(ExitCode.UNREADABLE)
 
 
 def _quote(path) -> str:
@@ -276,7 +276,7 @@ def _process_files(spreadsheets, *, config, as_of, config_path, documents, out: 
     from pipeline.run import process_file
     from pipeline.cli.summary import RunSummary, final_line, summary_table
 
-    worst = EXIT_OK
+    worst = ExitCode.OK
     runs, unreadable = [], []
     for spreadsheet in spreadsheets:
         bars = []
@@ -289,7 +289,7 @@ def _process_files(spreadsheets, *, config, as_of, config_path, documents, out: 
         except InputError as exc:
             out.error(str(exc))
             unreadable.append(Path(spreadsheet).name)
-            worst = max(worst, EXIT_UNREADABLE)
+            worst = max(worst, ExitCode.UNREADABLE)
             continue
         except TemplateError as exc:
             _fail(out, str(exc), _template_hint(config))
@@ -311,13 +311,13 @@ def _process_files(spreadsheets, *, config, as_of, config_path, documents, out: 
         run = RunSummary(result.summary, result.run_dir, result.pdfs, tuple(result.pdf_failed))  # as computed
         runs.append(run)
         _report(run, result, spreadsheet, out, documents=documents)
-        worst = max(worst, result.exit_code, EXIT_ACT if result.pdf_failed else EXIT_OK)
+        worst = max(worst, result.exit_code)
         if send and result.accepted:
             try:
                 worst = max(worst, send_after_run(result.run_dir, config, out=out, session=session))
             except ReintegrateError as exc:
                 out.error(str(exc))
-                worst = max(worst, EXIT_UNREADABLE)
+                worst = max(worst, ExitCode.UNREADABLE)
     if runs:  # nothing at all when no file could be read: the error lines said it all
         if not out.quiet:
             for line in summary_table(runs, documents=documents, unreadable=unreadable,
@@ -569,7 +569,7 @@ def check_templates_command(folder, quiet, verbose):
         out.next_step("Open the template named in Word, correct or remove each placeholder listed (docs/templates.md "
                       "lists every placeholder there is), save it, and run check-templates again.")
         click.echo(f"{len(problems)} problem(s) in {where}", err=True)
-        sys.exit(EXIT_ACT)
+        sys.exit(ExitCode.ACT)
     click.echo(f"The templates in {where} are fine: every placeholder can be filled.")
 
 
@@ -746,4 +746,4 @@ def run_cli() -> None:
             fh.write(traceback.format_exc())
         click.echo(f"Error: reintegrate stopped because of an internal error ({type(exc).__name__}). Files already "
                    f"written are complete; the details for support are in {path}.", err=True)
-        sys.exit(EXIT_UNREADABLE)
+        sys.exit(ExitCode.UNREADABLE)

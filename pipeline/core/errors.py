@@ -7,9 +7,19 @@ carries a pupil's name, date of birth or UPN in its message unless the officer n
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import IntEnum
 
 ERROR = "error"
 WARNING = "warning"
+
+
+class ExitCode(IntEnum):
+    """What every command exits with (docs/design.md, "Exit codes"). Results say which applies (a run's
+    `exit_code`, a send report's, a review report's, a watched file's outcome); the CLI exits with the worst."""
+
+    OK = 0  # every row accepted (warnings allowed), everything sent, no review overdue
+    ACT = 1  # something for the officer to act on: a row rejected, a review overdue, a message not surely sent
+    UNREADABLE = 2  # a usage error, or an input or config that cannot be used at all: one sentence on stderr
 
 
 class ReintegrateError(Exception):

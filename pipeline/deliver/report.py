@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from pipeline.core.errors import ExitCode
+
 
 @dataclass(frozen=True)
 class SendResult:
@@ -35,10 +37,10 @@ class SendReport:
     PROBLEMS = ("blocked", "failed", "uncertain")  # what the officer must act on
 
     @property
-    def exit_code(self) -> int:
-        """1 when any message was not (surely) sent: blocked, failed or maybe sent; 0 when all were sent or
+    def exit_code(self) -> ExitCode:
+        """ACT when any message was not (surely) sent: blocked, failed or maybe sent; OK when all were sent or
         nothing was left."""
-        return 1 if any(getattr(self, name) for name in self.PROBLEMS) else 0
+        return ExitCode.ACT if any(getattr(self, name) for name in self.PROBLEMS) else ExitCode.OK
 
     def summary(self) -> str:
         maybe = f", {len(self.uncertain)} may have been sent" if self.uncertain else ""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.run import EXIT_OK, EXIT_REJECTED, EXIT_UNREADABLE
+from pipeline.core.errors import ExitCode
 from pipeline.watch.layout import DUPLICATES
 
 
@@ -27,11 +27,11 @@ class Outcome:
     run_dir: str | None = None  # processed: the run folder, whose validation report lists the rejected rows
 
     @property
-    def exit_code(self) -> int | None:
+    def exit_code(self) -> ExitCode | None:
         """The code `reintegrate run` would exit with for this file (0 all accepted, 1 rows rejected, 2 unreadable);
         None for a file put back in the inbox (it was not taken)."""
-        return {"processed": EXIT_REJECTED if self.rejected else EXIT_OK, "failed": EXIT_UNREADABLE,
-                "duplicate": EXIT_OK}.get(self.status)
+        return {"processed": ExitCode.ACT if self.rejected else ExitCode.OK, "failed": ExitCode.UNREADABLE,
+                "duplicate": ExitCode.OK}.get(self.status)
 
     def line(self) -> str:
         """The log line: time, file, run id, counts; no pupil's name (a file's content never gets here)."""

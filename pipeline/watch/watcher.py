@@ -16,7 +16,7 @@ import click
 from pipeline.core.config import Config
 from pipeline.core.errors import ConfigError
 from pipeline.core.printable import printable
-from pipeline.run import EXIT_OK
+from pipeline.core.errors import ExitCode
 from pipeline.watch.arrivals import Seen, candidates, observe, waiting_reason
 from pipeline.watch.claims import claim
 from pipeline.watch.layout import DEFAULT_GRACE, DEFAULT_RESCAN, DEFAULT_SETTLE, PROCESSING, make_folder
@@ -118,7 +118,7 @@ class Watcher:
         return self.exit_code()
 
     def exit_code(self) -> int:
-        return max((o.exit_code for o in self.outcomes if o.exit_code is not None), default=EXIT_OK)
+        return max((o.exit_code for o in self.outcomes if o.exit_code is not None), default=ExitCode.OK)
 
     def forever(self, *, poll: bool = False) -> int:
         self.check_inbox()
@@ -151,7 +151,7 @@ class Watcher:
             if observer is not None:
                 observer.stop()
                 observer.join(timeout=5)
-        return EXIT_OK
+        return ExitCode.OK
 
     def _observer(self, poll: bool):
         from watchdog.events import FileSystemEventHandler
