@@ -698,7 +698,7 @@ def _render_batch(job) -> list[tuple[str, list[str]]]:
 
 
 def _write_plans(jobs: list[_PlanJob], templates_dir, workers: int | None, progress) -> list[tuple[str, list[str]]]:
-    from pipeline.write.documents import choose_workers
+    from pipeline.write.batch import choose_workers
 
     chunk = 50
     batches = [(templates_dir, jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
