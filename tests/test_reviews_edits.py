@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from pipeline.cli.main import main
 from pipeline.core.config import Config
 from pipeline.deliver.mail import EmailSettings, newest_plan, send_run
-from pipeline.reviews.review import TrackerMismatchError, review_tracker, reviewed_plan_name
+from pipeline.reviews import TrackerMismatchError, review_tracker, reviewed_plan_name
 from tests.test_reviews import AFTER, fill, open_tracker, record_table, sha  # noqa: F401
 from tests.test_reviews import make_run  # noqa: F401 (a fixture)
 

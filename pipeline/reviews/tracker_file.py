@@ -1,0 +1,241 @@
+"""Reading a filled-in review tracker back: the sheet with the tracker's headings (wherever an officer moved
+them), each row checked by `schemas.tracker`, every issue located by sheet, cell and heading.
+
+    from pipeline.reviews.tracker_file import read_tracker
+
+    tracker = read_tracker("outbox/<run id>/review-tracker.xlsx")   # tracker.run_id, tracker.rows, tracker.issues
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from marshmallow import ValidationError
+from openpyxl.utils import get_column_letter
+
+from pipeline.core.errors import ERROR, WARNING, InputError, Issue
+from pipeline.reviews.errors import TrackerMismatchError
+from pipeline.write.tracker import RUN_ID_PROPERTY
+from pipeline.write.tracker import SHEET as SHEET_NAME
+from schemas import tracker as schema
+from schemas.parsers import normalise_heading
+
+__all__ = ["Tracker", "TrackerRow", "read_tracker"]
+
+HEADING_SEARCH_ROWS = 10  # an officer may put a title above the headings
+MIN_HEADINGS = 3
+MAX_ROWS = 200_000
+_LOOKUP = schema.heading_lookup()
+_INFORMATION = {normalise_heading(h): h for h in schema.INFORMATION_HEADINGS}
+
+
+@dataclass
+class TrackerRow:
+    """One row an officer filled in, as read and checked by `schemas.tracker`."""
+
+    number: int  # the spreadsheet's own row number
+    values: dict  # field name -> parsed value (valid values only)
+    raw: dict  # field name -> the cell's value as typed
+    cells: dict  # field name -> cell reference (e.g. "G5")
+    pupil: object = None  # the Pupil cell, for the wrong-pupil check
+    pupil_cell: str | None = None
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(i.is_error for i in self.issues)
+
+
+@dataclass
+class Tracker:
+    path: Path
+    sheet: str
+    heading_row: int
+    run_id: str | None  # the workbook's custom property `reintegrate_run_id`
+    columns: dict[str, int]  # field name -> 0-based column index
+    rows: list[TrackerRow]
+    issues: list[Issue] = field(default_factory=list)  # about the whole file (unknown columns)
+
+    def issue(self, row: TrackerRow, severity: str, rule: str, name: str, text: str) -> Issue:
+        """An issue located the way the core pipeline locates one: sheet, cell, heading, value."""
+        heading = schema.HEADINGS.get(name, name)
+        cell = row.cells.get(name) if name in schema.HEADINGS else row.pupil_cell
+        raw = row.raw.get(name) if name in schema.HEADINGS else row.pupil
+        where = (f"sheet '{self.sheet}', cell {cell}, {heading}" if cell
+                 else f"sheet '{self.sheet}', row {row.number}, no {heading} column")
+        return Issue(severity, rule, f"{text} ({where})", column=heading, cell=cell, row=row.number,
+                     value=_display(raw))
+
+
+def _display(raw) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, datetime):
+        raw = raw.date() if raw.time() == datetime.min.time() else raw
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        return raw.strftime("%d/%m/%Y")
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    return str(raw)
+
+
+def _clean(value):
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def _check_file(path: Path) -> None:
+    from pipeline.read.ingest import sniff
+
+    if not path.is_file():
+        folder = "the current folder" if str(path.parent) == "." else f"the folder {path.parent}"
+        raise InputError(path, f"there is no such file in {folder}" if not path.exists()
+                         else "this is a folder, not a review tracker")
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise InputError(path, "this is not the review tracker workbook: give the review-tracker.xlsx that "
+                               "`reintegrate run` wrote (saved as .xlsx, so it keeps its run id)")
+    sniff(path)  # damaged, password-protected, not really a workbook: InputError
+
+
+def _match_headings(cells) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for index, value in enumerate(cells):
+        if value is None:
+            continue
+        name = _LOOKUP.get(normalise_heading(value))
+        if name:
+            found.setdefault(name, []).append(index)
+    return found
+
+
+def read_tracker(path: str | Path) -> Tracker:
+    """Read and check a review tracker as an officer left it: rows sorted, filtered, deleted or added, extra
+    columns, statuses typed in any case. Raises `InputError` when it cannot be read at all (no workbook, no
+    sheet with the tracker's headings, a heading missing). Read by the referral reader (`pipeline.read.ingest`),
+    with its bounds and refusals: a zip bomb, a DOCTYPE, a malformed sheet are one sentence, never more."""
+    from pipeline.read import ingest
+
+    path = Path(path)
+    _check_file(path)
+    sheets, wb = ingest.workbook_sheets(path)
+    try:
+        run_id = ingest.custom_property(wb, RUN_ID_PROPERTY)
+        return _read_sheet(path, [(name, _Rows(rows)) for name, rows in sheets], run_id)
+    except InputError:
+        raise
+    except ingest.DamagedWorkbook as exc:
+        raise InputError(path, f"the workbook is damaged: {exc}") from None
+    except Exception as exc:  # zipfile, zlib and lxml raise many types for damaged files
+        raise InputError(path, f"the workbook is damaged and cannot be read ({ingest.damage_reason(exc)})") from None
+    finally:
+        for _, rows in sheets:
+            rows.close()
+        wb.close()
+
+
+class _Rows:
+    """A sheet's (row number, cells) rows, read as far as asked: the heading search reads ten rows of each
+    sheet, and only the chosen sheet is read on."""
+
+    def __init__(self, rows):
+        self._rows = rows
+        self.seen: list[tuple[int, tuple]] = []
+
+    def head(self, last_row: int) -> list[tuple[int, tuple]]:
+        while not self.seen or self.seen[-1][0] <= last_row:
+            try:
+                self.seen.append(next(self._rows))
+            except StopIteration:
+                break
+        return [(n, c) for n, c in self.seen if n <= last_row]
+
+    def after(self, row: int):
+        yield from ((n, c) for n, c in self.seen if n > row)
+        yield from self._rows
+
+    def close(self):
+        close = getattr(self._rows, "close", None)
+        if close:
+            close()
+
+
+def _choose_sheet(path: Path, sheets):
+    """(name, rows, heading row number, {field: [column indexes]}, heading cells): the `Reviews` sheet, else the
+    first sheet whose heading row is recognised."""
+    named = [sheet for sheet in sheets if sheet[0].strip().casefold() == SHEET_NAME.casefold()]
+    for name, rows in named or sheets:
+        best = None
+        for number, cells in rows.head(HEADING_SEARCH_ROWS):
+            found = _match_headings(cells)
+            if len(found) >= MIN_HEADINGS and (best is None or len(found) > len(best[1])):
+                best = (number, found, tuple(cells))
+        if best:
+            return name, rows, *best
+        if named:
+            raise InputError(path, f"sheet '{name}' has no heading row we recognise in its first "
+                                   f"{HEADING_SEARCH_ROWS} rows (expected Referral ID, Review, Date, Status)")
+    raise InputError(path, f"no sheet has the review tracker's headings (Referral ID, Review, Date, Status) in its "
+                           f"first {HEADING_SEARCH_ROWS} rows; use the review-tracker.xlsx that `reintegrate run` wrote")
+
+
+def _read_sheet(path: Path, sheets, run_id: str | None) -> Tracker:
+    sheet, rows, heading_number, found, heading_cells = _choose_sheet(path, sheets)
+    for name, places in found.items():
+        if len(places) > 1:
+            cells = " and ".join(f"{get_column_letter(i + 1)}{heading_number}" for i in places)
+            raise InputError(path, f"sheet '{sheet}': the heading '{schema.HEADINGS[name]}' appears more than once "
+                                   f"(cells {cells}); delete or rename all but one")
+    for name in schema.REQUIRED_COLUMNS:
+        if name not in found:
+            raise InputError(path, f"sheet '{sheet}' has no '{schema.HEADINGS[name]}' column (headings are in row "
+                                   f"{heading_number}); put the column back as `reintegrate run` wrote it")
+    columns = {name: places[0] for name, places in found.items()}
+    pupil_index = next((i for i, v in enumerate(heading_cells)
+                        if v is not None and normalise_heading(v) == normalise_heading("Pupil")), None)
+    if pupil_index is None:  # without it no row can be checked against the run's pupils
+        raise TrackerMismatchError(path, f"sheet '{sheet}' has no 'Pupil' column, so its rows cannot be checked "
+                                         "against the run's pupils and none was applied; put the column back as "
+                                         "`reintegrate run` wrote it")
+    file_issues = []
+    known = set(columns.values())
+    for index, value in enumerate(heading_cells):
+        if index in known or value is None or not str(value).strip() or normalise_heading(value) in _INFORMATION:
+            continue
+        text = str(value).strip()
+        file_issues.append(Issue(WARNING, "schema", f"column '{text}' is not a tracker heading, so it was ignored and "
+                                                    "what it holds does not go into the plans; write notes in Outcome "
+                                                    f"or Next steps (sheet '{sheet}', cell "
+                                                    f"{get_column_letter(index + 1)}{heading_number})",
+                                 column=text, cell=f"{get_column_letter(index + 1)}{heading_number}",
+                                 row=heading_number, value=text))
+    tracker = Tracker(path, sheet, heading_number, run_id, columns, [], file_issues)
+    by_key = [(name, index, schema.HEADINGS[name]) for name, index in columns.items()]
+    for number, cells in rows.after(heading_number):
+        values, raw = {}, {}
+        for name, index, key in by_key:
+            value = _clean(cells[index]) if index < len(cells) else None
+            raw[name] = value
+            if value is not None:
+                values[key] = value
+        if not values:
+            continue  # a blank row, or one with only the Pupil / school / key worker cells left
+        if len(tracker.rows) >= MAX_ROWS:
+            raise InputError(path, f"sheet '{sheet}' has more than {MAX_ROWS:,} review rows; this is not a review tracker")
+        row = TrackerRow(number, {}, raw, {name: f"{get_column_letter(index + 1)}{number}" for name, index in columns.items()})
+        if pupil_index is not None and pupil_index < len(cells):
+            row.pupil = _clean(cells[pupil_index])
+            row.pupil_cell = f"{get_column_letter(pupil_index + 1)}{number}"
+        try:
+            row.values = schema.SCHEMA.load(values)
+        except ValidationError as err:
+            row.values = err.valid_data or {}
+            for heading, errors in err.messages.items():
+                name = schema.FIELD_BY_HEADING.get(heading, heading)
+                for text in errors if isinstance(errors, list) else [str(errors)]:
+                    row.issues.append(tracker.issue(row, ERROR, "schema", name, text))
+        tracker.rows.append(row)
+    return tracker
