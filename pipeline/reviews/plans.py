@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,7 +14,9 @@ from pathlib import Path
 from pipeline.core import files
 from pipeline.reviews.judge import PupilReviews
 from pipeline.reviews.run_folder import Entry, Run
+from pipeline.write.batch import compiled_templates, render_in_batches
 from pipeline.write.context import build_context, long_date
+from pipeline.write.render import PLAN
 from schemas.tracker import SCHEDULED
 
 __all__ = ["record_sha256"]
@@ -50,18 +51,6 @@ def record_sha256(pupil: PupilReviews) -> str:
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
 
 
-_TEMPLATES = None  # per process: (templates_dir, compiled templates)
-
-
-def _plan_template(templates_dir):
-    global _TEMPLATES
-    from pipeline.write.render import PLAN, load_templates
-
-    if _TEMPLATES is None or _TEMPLATES[0] != templates_dir:
-        _TEMPLATES = (templates_dir, load_templates(templates_dir))
-    return _TEMPLATES[1][PLAN]
-
-
 @dataclass(frozen=True)
 class _PlanJob:
     source: Path  # the officer's latest version: the plan as saved in Word, or the last reviewed version
@@ -76,7 +65,7 @@ def _write_one(job: _PlanJob, templates_dir) -> tuple[str, list[str]]:
 
     filled = fill_review_record(job.source, job.dest, job.context["review_record"])
     if filled is None:
-        files.write_bytes(job.dest, _plan_template(templates_dir).render(job.context))
+        files.write_bytes(job.dest, compiled_templates(templates_dir)[PLAN].render(job.context))
         return "afresh", [f"its review record table is no longer in {job.source.name.split('_')[0]}'s latest plan, "
                           "so this version was made afresh from the template: edits made in Word are not in it"]
     notes = []
@@ -95,26 +84,7 @@ def _render_batch(job) -> list[tuple[str, list[str]]]:
 
 
 def _write_plans(jobs: list[_PlanJob], templates_dir, workers: int | None, progress) -> list[tuple[str, list[str]]]:
-    from pipeline.write.batch import choose_workers
-
-    chunk = 50
-    batches = [(templates_dir, jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
-    workers = choose_workers(len(jobs), workers)
-    _plan_template(templates_dir)  # a broken template fails before the first plan
-    outcomes: list[tuple[str, list[str]]] = []
-    if workers == 1 or len(batches) <= 1:
-        done_batches = map(_render_batch, batches)
-        for done in done_batches:
-            outcomes += done
-            if progress:
-                progress(len(done))
-        return outcomes
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for done in pool.map(_render_batch, batches):
-            outcomes += done
-            if progress:
-                progress(len(done))
-    return outcomes
+    return render_in_batches(_render_batch, jobs, templates_dir, workers=workers, progress=progress)
 
 
 def _pdf_copies(run_dir: Path, pupils: list[PupilReviews], workers) -> tuple[str, ...]:
