@@ -34,7 +34,7 @@ from schemas.model import Referral
 from schemas.parsers import normalise_heading
 from schemas.tracker import CANCELLED, HELD, MISSED, SCHEDULED
 
-__all__ = ["PupilReviews", "Review", "id_key"]
+__all__ = ["PupilReviews", "Review", "id_key", "judge_reviews"]
 
 
 @dataclass
@@ -140,6 +140,28 @@ def _mismatch(tracker: Tracker, run: Run, problems: list[str]) -> TrackerMismatc
                                               "correct those rows")
 
 
+def judge_reviews(tracker: Tracker, run: Run, as_of: date) -> list[PupilReviews]:
+    """Every pupil of the run (in the run's order) with its reviews judged on `as_of`. Raises
+    `TrackerMismatchError` when rows do not fit the run; adds each row's and the tracker's issues as it goes."""
+    matched = _match_rows(tracker, run)
+    rejected_numbers = _rejected_numbers(tracker, run)
+    return [_judge(tracker, entry, matched.get(entry.referral_id, []), rejected_numbers[entry.referral_id], as_of)
+            for entry in run.entries]
+
+
+def _rejected_numbers(tracker: Tracker, run: Run) -> dict[str, set[int]]:
+    """Per Referral ID, the reviews whose rows were rejected: their errors say so; no "deleted row" warning
+    as well."""
+    rejected_numbers: dict[str, set[int]] = defaultdict(set)
+    ids = {id_key(e.referral_id): e.referral_id for e in run.entries}
+    for row in tracker.rows:
+        rid = row.values.get("referral_id") or row.raw.get("referral_id")
+        number = row.values.get("review")
+        if not row.ok and rid is not None and number is not None and id_key(rid) in ids:
+            rejected_numbers[ids[id_key(rid)]].add(number)
+    return rejected_numbers
+
+
 def _match_rows(tracker: Tracker, run: Run) -> dict[str, list[TrackerRow]]:
     """Every valid row under its run entry's Referral ID. Rows that do not fit the run raise
     `TrackerMismatchError`; a row naming another pupil, or a review on two differing rows, is rejected."""
@@ -157,55 +179,83 @@ def _match_rows(tracker: Tracker, run: Run) -> dict[str, list[TrackerRow]]:
         if entry is None:
             problems.append(f"row {row.number} has Referral ID '{rid}', which is not a referral of that run")
             continue
-        number = row.values.get("review")
-        if number is not None and number > len(entry.scheduled):
-            scheduled = (f"only review{'s 1 to ' if len(entry.scheduled) > 1 else ' '}{len(entry.scheduled)}"
-                         if entry.scheduled else "no reviews")
-            problems.append(f"row {row.number} is review {number} of {entry.referral_id}, but that run scheduled "
-                            f"{scheduled} for that pupil (type Extra in the Review cell for an extra review)")
-            continue
-        # a blank Pupil cell is an officer's added row (an extra review): its Referral ID must still be the run's
-        if row.pupil is not None and normalise_heading(row.pupil) not in _pupil_names(entry.referral):
-            # a tracker whose rows name other pupils belongs to another run (or was mistyped): applying any
-            # of it could put one child's review in another child's plan
-            problems.append(f"row {row.number}'s Pupil cell ({row.pupil_cell}) does not match the pupil of "
-                            f"Referral ID {entry.referral_id}")
+        problem = _row_problem(row, entry)
+        if problem:
+            problems.append(problem)
             continue
         matched[entry.referral_id].append(row)
     if problems:
         raise _mismatch(tracker, run, problems)
     for rows in matched.values():
-        by_number: dict[int, list[TrackerRow]] = defaultdict(list)
-        for row in rows:
-            if row.values.get("review") is not None:
-                by_number[row.values["review"]].append(row)
-        for number, same in by_number.items():
-            if len(same) < 2:
-                continue
-            first = same[0]
-            keys = ("date", "status", "outcome", "next_steps")
-            if all(all(r.values.get(k) == first.values.get(k) for k in keys) for r in same[1:]):
-                for r in same[1:]:
-                    r.issues.append(tracker.issue(r, WARNING, "duplicate", "review",
-                                                  f"review {number} of {r.values['referral_id']} is also on row "
-                                                  f"{first.number} with the same entries; it is counted once"))
-                    rows.remove(r)
-                continue
-            numbers = " and ".join(str(r.number) for r in same)
-            for r in same:
-                r.issues.append(tracker.issue(r, ERROR, "duplicate", "review",
-                                              f"review {number} of {r.values['referral_id']} is on rows {numbers} "
-                                              "with different entries, so none was recorded: keep one row per review "
-                                              "(type Extra in the Review cell for an extra review)"))
-                rows.remove(r)
+        _drop_duplicate_reviews(tracker, rows)
     return matched
+
+
+def _row_problem(row: TrackerRow, entry: Entry) -> str | None:
+    """Why a row with this entry's Referral ID still does not fit the run, or None when it does."""
+    number = row.values.get("review")
+    if number is not None and number > len(entry.scheduled):
+        scheduled = (f"only review{'s 1 to ' if len(entry.scheduled) > 1 else ' '}{len(entry.scheduled)}"
+                     if entry.scheduled else "no reviews")
+        return (f"row {row.number} is review {number} of {entry.referral_id}, but that run scheduled "
+                f"{scheduled} for that pupil (type Extra in the Review cell for an extra review)")
+    # a blank Pupil cell is an officer's added row (an extra review): its Referral ID must still be the run's
+    if row.pupil is not None and normalise_heading(row.pupil) not in _pupil_names(entry.referral):
+        # a tracker whose rows name other pupils belongs to another run (or was mistyped): applying any
+        # of it could put one child's review in another child's plan
+        return (f"row {row.number}'s Pupil cell ({row.pupil_cell}) does not match the pupil of "
+                f"Referral ID {entry.referral_id}")
+    return None
+
+
+def _drop_duplicate_reviews(tracker: Tracker, rows: list[TrackerRow]) -> None:
+    """A review on several rows of one pupil: counted once when the rows agree (a warning on the copies),
+    else none of them is (an error on each). The rows not counted are removed from `rows`."""
+    by_number: dict[int, list[TrackerRow]] = defaultdict(list)
+    for row in rows:
+        if row.values.get("review") is not None:
+            by_number[row.values["review"]].append(row)
+    for number, same in by_number.items():
+        if len(same) < 2:
+            continue
+        first = same[0]
+        keys = ("date", "status", "outcome", "next_steps")
+        if all(all(r.values.get(k) == first.values.get(k) for k in keys) for r in same[1:]):
+            for r in same[1:]:
+                r.issues.append(tracker.issue(r, WARNING, "duplicate", "review",
+                                              f"review {number} of {r.values['referral_id']} is also on row "
+                                              f"{first.number} with the same entries; it is counted once"))
+                rows.remove(r)
+            continue
+        numbers = " and ".join(str(r.number) for r in same)
+        for r in same:
+            r.issues.append(tracker.issue(r, ERROR, "duplicate", "review",
+                                          f"review {number} of {r.values['referral_id']} is on rows {numbers} "
+                                          "with different entries, so none was recorded: keep one row per review "
+                                          "(type Extra in the Review cell for an extra review)"))
+            rows.remove(r)
 
 
 def _judge(tracker: Tracker, entry: Entry, rows: list[TrackerRow], rejected: set[int], as_of: date) -> PupilReviews:
     referral = entry.referral
     by_number = {row.values["review"]: row for row in rows if row.values.get("review") is not None}
     extras = [row for row in rows if row.values.get("review") is None]
-    # an extra row dated on the day of a scheduled review whose row is gone is that review, renumbered blank
+    _take_blank_numbered_rows(tracker, entry, by_number, extras, rejected)
+    reviews = _reviews(tracker, entry, by_number, extras, rejected)
+    _check_reviews(tracker, entry, rows, reviews, as_of)
+    # the last review is on the last school day of the settling-in period (the run counted that period in school
+    # weeks when it scheduled the reviews); with no review scheduled, the period is taken in calendar weeks from
+    # the return
+    settling_end = entry.scheduled[-1] if entry.scheduled else (
+        referral.planned_return_date + timedelta(weeks=referral.settling_in_period_weeks))
+    return PupilReviews(entry.referral_id, entry.plan, referral.upn, referral.planned_return_date, settling_end,
+                        len(entry.scheduled), reviews, settling_in_over=as_of > settling_end)
+
+
+def _take_blank_numbered_rows(tracker: Tracker, entry: Entry, by_number: dict[int, TrackerRow],
+                              extras: list[TrackerRow], rejected: set[int]) -> None:
+    """An extra row dated on the day of a scheduled review whose row is gone is that review, renumbered blank:
+    moved from `extras` into `by_number`, with a warning."""
     for row in list(extras):
         for number, when in enumerate(entry.scheduled, start=1):
             if row.values["date"] == when and number not in by_number and number not in rejected:
@@ -215,6 +265,12 @@ def _judge(tracker: Tracker, entry: Entry, rows: list[TrackerRow], rejected: set
                                                 f"the Review number is blank; taken as review {number} of "
                                                 f"{entry.referral_id}, scheduled that day"))
                 break
+
+
+def _reviews(tracker: Tracker, entry: Entry, by_number: dict[int, TrackerRow], extras: list[TrackerRow],
+             rejected: set[int]) -> list[Review]:
+    """Every scheduled review (as its row records it, or not recorded when it has none) and every extra one,
+    in date order; a warning on the tracker for each scheduled review with no row that was not rejected."""
     reviews: list[Review] = []
     for number, when in enumerate(entry.scheduled, start=1):
         row = by_number.get(number)
@@ -234,6 +290,12 @@ def _judge(tracker: Tracker, entry: Entry, rows: list[TrackerRow], rejected: set
         reviews.append(Review(None, None, v["date"], v.get("status", SCHEDULED), v.get("outcome"),
                               v.get("next_steps"), row.number))
     reviews.sort(key=lambda r: (r.date, r.number if r.number is not None else 10**6, r.row or 0))
+    return reviews
+
+
+def _check_reviews(tracker: Tracker, entry: Entry, rows: list[TrackerRow], reviews: list[Review], as_of: date) -> None:
+    """A warning on the row of a review whose status does not fit what it records or its date; each review
+    marked overdue or not on `as_of`."""
     rows_by_number = {row.number: row for row in rows}
     for r in reviews:
         row = rows_by_number.get(r.row)
@@ -250,9 +312,3 @@ def _judge(tracker: Tracker, entry: Entry, rows: list[TrackerRow], rejected: set
                 r.overdue = True
             elif r.status == MISSED:  # still owed until a later review has been held
                 r.overdue = not any(h.status == HELD and h.date > r.date for h in reviews)
-    # the last review is on the last school day of the settling-in period (SPEC 4: counted in school weeks);
-    # with no review scheduled, the period is taken in calendar weeks from the return
-    settling_end = entry.scheduled[-1] if entry.scheduled else (
-        referral.planned_return_date + timedelta(weeks=referral.settling_in_period_weeks))
-    return PupilReviews(entry.referral_id, entry.plan, referral.upn, referral.planned_return_date, settling_end,
-                        len(entry.scheduled), reviews, settling_in_over=as_of > settling_end)

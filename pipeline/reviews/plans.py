@@ -9,17 +9,18 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pipeline.core import files
-from pipeline.reviews.judge import PupilReviews
+from pipeline.reviews.judge import PupilReviews, id_key
 from pipeline.reviews.run_folder import Entry, Run
 from pipeline.write.batch import compiled_templates, render_in_batches
 from pipeline.write.context import build_context, long_date
+from pipeline.write.plan_record import newest_plan, reviewed_plan_name
 from pipeline.write.render import PLAN
 from schemas.tracker import SCHEDULED
 
-__all__ = ["record_sha256"]
+__all__ = ["pdf_copies", "plan_jobs", "record_sha256", "write_plans"]
 
 
 def _record(pupil: PupilReviews, as_of: date) -> list[dict]:
@@ -83,11 +84,35 @@ def _render_batch(job) -> list[tuple[str, list[str]]]:
     return [_write_one(item, templates_dir) for item in items]
 
 
-def _write_plans(jobs: list[_PlanJob], templates_dir, workers: int | None, progress) -> list[tuple[str, list[str]]]:
+def plan_jobs(run: Run, pupils: list[PupilReviews], as_of: date,
+              before: dict[str, dict]) -> tuple[list[_PlanJob], list[PupilReviews]]:
+    """A job for each pupil with recorded reviews whose plan's review record has changed since the last
+    `reviews` of the run (`before`, per Referral ID key): (the jobs, their pupils). Each such pupil gets its
+    `record_sha256` and the name of its reviewed plan; a pupil whose record is unchanged keeps the last name,
+    as version "unchanged"."""
+    jobs, writing = [], []
+    for entry, pupil in zip(run.entries, pupils):
+        if not pupil.recorded:
+            continue
+        pupil.record_sha256 = record_sha256(pupil)
+        latest = newest_plan(run.run_dir / entry.plan)
+        last = before.get(id_key(entry.referral_id), {})
+        if (last.get("record_sha256") == pupil.record_sha256 and last.get("reviewed_plan")
+                and latest.name == PurePosixPath(last["reviewed_plan"]).name):
+            pupil.reviewed_plan, pupil.version = last["reviewed_plan"], "unchanged"
+            continue
+        pupil.reviewed_plan = reviewed_plan_name(entry.plan, as_of)
+        jobs.append(_PlanJob(latest, run.run_dir / pupil.reviewed_plan, _plan_context(entry, pupil, run, as_of)))
+        writing.append(pupil)
+    return jobs, writing
+
+
+def write_plans(jobs: list[_PlanJob], templates_dir, workers: int | None, progress) -> list[tuple[str, list[str]]]:
+    """(version, notes) for each job, in order: see `_write_one`."""
     return render_in_batches(_render_batch, jobs, templates_dir, workers=workers, progress=progress)
 
 
-def _pdf_copies(run_dir: Path, pupils: list[PupilReviews], workers) -> tuple[str, ...]:
+def pdf_copies(run_dir: Path, pupils: list[PupilReviews], workers) -> tuple[str, ...]:
     """A PDF beside each reviewed plan written (`pdf = true`), as `run` makes one beside each plan: a sentence per
     plan left without one, naming its Referral ID."""
     from pipeline.deliver.pdf import convert_to_pdf, require_soffice

@@ -53,7 +53,7 @@ class ReviewReport:
 
     @property
     def exit_code(self) -> int:
-        """SPEC 1: 1 when any review is overdue or a tracker row was rejected, else 0."""
+        """1 when any review is overdue or a tracker row was rejected, else 0 (docs/reviews.md, "Exit codes")."""
         return EXIT_OVERDUE if self.overdue or self.rejected_rows else EXIT_OK
 
     def counts(self) -> dict:

@@ -184,34 +184,9 @@ def _choose_sheet(path: Path, sheets):
 
 def _read_sheet(path: Path, sheets, run_id: str | None) -> Tracker:
     sheet, rows, heading_number, found, heading_cells = _choose_sheet(path, sheets)
-    for name, places in found.items():
-        if len(places) > 1:
-            cells = " and ".join(f"{get_column_letter(i + 1)}{heading_number}" for i in places)
-            raise InputError(path, f"sheet '{sheet}': the heading '{schema.HEADINGS[name]}' appears more than once "
-                                   f"(cells {cells}); delete or rename all but one")
-    for name in schema.REQUIRED_COLUMNS:
-        if name not in found:
-            raise InputError(path, f"sheet '{sheet}' has no '{schema.HEADINGS[name]}' column (headings are in row "
-                                   f"{heading_number}); put the column back as `reintegrate run` wrote it")
-    columns = {name: places[0] for name, places in found.items()}
-    pupil_index = next((i for i, v in enumerate(heading_cells)
-                        if v is not None and normalise_heading(v) == normalise_heading("Pupil")), None)
-    if pupil_index is None:  # without it no row can be checked against the run's pupils
-        raise TrackerMismatchError(path, f"sheet '{sheet}' has no 'Pupil' column, so its rows cannot be checked "
-                                         "against the run's pupils and none was applied; put the column back as "
-                                         "`reintegrate run` wrote it")
-    file_issues = []
-    known = set(columns.values())
-    for index, value in enumerate(heading_cells):
-        if index in known or value is None or not str(value).strip() or normalise_heading(value) in _INFORMATION:
-            continue
-        text = str(value).strip()
-        file_issues.append(Issue(WARNING, "schema", f"column '{text}' is not a tracker heading, so it was ignored and "
-                                                    "what it holds does not go into the plans; write notes in Outcome "
-                                                    f"or Next steps (sheet '{sheet}', cell "
-                                                    f"{get_column_letter(index + 1)}{heading_number})",
-                                 column=text, cell=f"{get_column_letter(index + 1)}{heading_number}",
-                                 row=heading_number, value=text))
+    columns = _columns(path, sheet, heading_number, found)
+    pupil_index = _pupil_column(path, sheet, heading_cells)
+    file_issues = _unknown_columns(sheet, heading_number, heading_cells, set(columns.values()))
     tracker = Tracker(path, sheet, heading_number, run_id, columns, [], file_issues)
     by_key = [(name, index, schema.HEADINGS[name]) for name, index in columns.items()]
     for number, cells in rows.after(heading_number):
@@ -225,17 +200,63 @@ def _read_sheet(path: Path, sheets, run_id: str | None) -> Tracker:
             continue  # a blank row, or one with only the Pupil / school / key worker cells left
         if len(tracker.rows) >= MAX_ROWS:
             raise InputError(path, f"sheet '{sheet}' has more than {MAX_ROWS:,} review rows; this is not a review tracker")
-        row = TrackerRow(number, {}, raw, {name: f"{get_column_letter(index + 1)}{number}" for name, index in columns.items()})
-        if pupil_index is not None and pupil_index < len(cells):
-            row.pupil = _clean(cells[pupil_index])
-            row.pupil_cell = f"{get_column_letter(pupil_index + 1)}{number}"
-        try:
-            row.values = schema.SCHEMA.load(values)
-        except ValidationError as err:
-            row.values = err.valid_data or {}
-            for heading, errors in err.messages.items():
-                name = schema.FIELD_BY_HEADING.get(heading, heading)
-                for text in errors if isinstance(errors, list) else [str(errors)]:
-                    row.issues.append(tracker.issue(row, ERROR, "schema", name, text))
-        tracker.rows.append(row)
+        tracker.rows.append(_checked_row(tracker, number, cells, values, raw, pupil_index))
     return tracker
+
+
+def _columns(path: Path, sheet: str, heading_number: int, found: dict[str, list[int]]) -> dict[str, int]:
+    """{field: column index}; a heading twice, or a required one missing, is an `InputError`."""
+    for name, places in found.items():
+        if len(places) > 1:
+            cells = " and ".join(f"{get_column_letter(i + 1)}{heading_number}" for i in places)
+            raise InputError(path, f"sheet '{sheet}': the heading '{schema.HEADINGS[name]}' appears more than once "
+                                   f"(cells {cells}); delete or rename all but one")
+    for name in schema.REQUIRED_COLUMNS:
+        if name not in found:
+            raise InputError(path, f"sheet '{sheet}' has no '{schema.HEADINGS[name]}' column (headings are in row "
+                                   f"{heading_number}); put the column back as `reintegrate run` wrote it")
+    return {name: places[0] for name, places in found.items()}
+
+
+def _pupil_column(path: Path, sheet: str, heading_cells) -> int:
+    pupil_index = next((i for i, v in enumerate(heading_cells)
+                        if v is not None and normalise_heading(v) == normalise_heading("Pupil")), None)
+    if pupil_index is None:  # without it no row can be checked against the run's pupils
+        raise TrackerMismatchError(path, f"sheet '{sheet}' has no 'Pupil' column, so its rows cannot be checked "
+                                         "against the run's pupils and none was applied; put the column back as "
+                                         "`reintegrate run` wrote it")
+    return pupil_index
+
+
+def _unknown_columns(sheet: str, heading_number: int, heading_cells, known: set[int]) -> list[Issue]:
+    """A warning for each heading that is neither a tracker field nor one of its information columns."""
+    file_issues = []
+    for index, value in enumerate(heading_cells):
+        if index in known or value is None or not str(value).strip() or normalise_heading(value) in _INFORMATION:
+            continue
+        text = str(value).strip()
+        file_issues.append(Issue(WARNING, "schema", f"column '{text}' is not a tracker heading, so it was ignored and "
+                                                    "what it holds does not go into the plans; write notes in Outcome "
+                                                    f"or Next steps (sheet '{sheet}', cell "
+                                                    f"{get_column_letter(index + 1)}{heading_number})",
+                                 column=text, cell=f"{get_column_letter(index + 1)}{heading_number}",
+                                 row=heading_number, value=text))
+    return file_issues
+
+
+def _checked_row(tracker: Tracker, number: int, cells, values: dict, raw: dict, pupil_index: int | None) -> TrackerRow:
+    """One row's cells checked by the tracker schema: its valid values, and an error for each invalid one."""
+    row = TrackerRow(number, {}, raw, {name: f"{get_column_letter(index + 1)}{number}"
+                                       for name, index in tracker.columns.items()})
+    if pupil_index is not None and pupil_index < len(cells):
+        row.pupil = _clean(cells[pupil_index])
+        row.pupil_cell = f"{get_column_letter(pupil_index + 1)}{number}"
+    try:
+        row.values = schema.SCHEMA.load(values)
+    except ValidationError as err:
+        row.values = err.valid_data or {}
+        for heading, errors in err.messages.items():
+            name = schema.FIELD_BY_HEADING.get(heading, heading)
+            for text in errors if isinstance(errors, list) else [str(errors)]:
+                row.issues.append(tracker.issue(row, ERROR, "schema", name, text))
+    return row
