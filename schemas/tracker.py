@@ -5,7 +5,7 @@ hand. This schema reads one of its rows as the officer left it. Like `schemas.re
 heading exactly as the tracker spells it and `metadata` carries the other spellings we accept, so every
 message can name its cell. The informational columns the tracker also carries (Pupil, Receiving school,
 Key worker) are not fields: they are never read back into a plan (the Pupil cell is only compared with
-the run's pupil, in `pipeline.reviews.review`).
+the run's pupil, in `pipeline.reviews`).
 
 A row reads as::
 
@@ -14,7 +14,7 @@ A row reads as::
      "outcome": "Settling well" or None, "next_steps": "..." or None}
 
 Rules that need the run or the as-of date (is the review overdue, was it scheduled, is a Held review dated
-in the future) live in `pipeline.reviews.review`, not here.
+in the future) live in `pipeline.reviews`, not here.
 """
 
 from __future__ import annotations

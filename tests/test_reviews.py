@@ -17,7 +17,7 @@ from pipeline.cli.main import main
 from pipeline.core.config import Config
 from pipeline.core.errors import InputError
 from pipeline.write.plan_record import newest_plan
-from pipeline.reviews.review import (STATE_FILE, TrackerMismatchError, UnknownRunError, read_tracker, review_tracker,
+from pipeline.reviews import (STATE_FILE, TrackerMismatchError, UnknownRunError, read_tracker, review_tracker,
                               reviewed_plan_name)
 from pipeline.run import run_file
 from schemas.tracker import parse_review_number, parse_status

@@ -20,7 +20,7 @@ from pipeline.core.config import Config
 from pipeline.deliver.send import send_run
 from pipeline.deliver.settings import EmailSettings
 from pipeline.write.plan_record import newest_plan
-from pipeline.reviews.review import TrackerMismatchError, review_tracker, reviewed_plan_name
+from pipeline.reviews import TrackerMismatchError, review_tracker, reviewed_plan_name
 from tests.test_reviews import AFTER, fill, open_tracker, record_table, sha  # noqa: F401
 from tests.test_reviews import make_run  # noqa: F401 (a fixture)
 

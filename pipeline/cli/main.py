@@ -636,7 +636,7 @@ def reviews(tracker, outbox, as_of, config_path, quiet, verbose):
       reintegrate reviews outbox --as-of 2027-03-01
       reintegrate reviews outbox
     """
-    from pipeline.reviews.review import review_tracker
+    from pipeline.reviews import review_tracker
 
     out = _output(quiet, verbose)
     config = _config(config_path, outbox, out)
