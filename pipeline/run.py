@@ -6,7 +6,6 @@ the CLI only turns options into these calls and their results into messages and 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass, field
 from datetime import date
@@ -39,14 +38,6 @@ class RunResult:
     @property
     def exit_code(self) -> ExitCode:
         return ExitCode.ACT if self.rejected or self.pdf_failed else ExitCode.OK
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def manifest(run_id: str, input_name: str, as_of: date, accepted: list, written: list) -> dict:
@@ -93,7 +84,7 @@ def process_file(path: str | Path, *, config: Config | None = None, as_of: date 
 
         soffice = require_soffice()
     sheet = read_referrals(path)
-    sha256 = file_sha256(path)
+    sha256 = files.file_sha256(path)
     calendar = SchoolCalendar.load(config.term_dates)
     with Ledger(config.ledger_path) as ledger:
         results = check_sheet(sheet, RuleContext(calendar, as_of, ledger, allowed_domains_of(config.email)))

@@ -657,16 +657,13 @@ def reviews(tracker, outbox, as_of, config_path, quiet, verbose):
     finally:
         if progress:
             progress.close()
-    lines = report.lines()
-    for line in lines[1:]:
-        if line.startswith("  error:") or (line.startswith("  ") and ": overdue " in line):
-            out.problem(line)
-        else:
-            out.info(line)
+    entries = report.entries()
+    for kind, line in entries[1:]:
+        (out.problem if kind == "problem" else out.info)(line)
     if report.exit_code:
         out.next_step(f"Hold or rearrange the overdue reviews and record them in {_quote(tracker)} (Status Held, "
                       "with the outcome), correct any row listed as an error, save it, and run reviews again.")
-    click.echo(lines[0])
+    click.echo(entries[0][1])
     sys.exit(report.exit_code)
 
 

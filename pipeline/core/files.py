@@ -7,6 +7,7 @@ output is readable by other users of a shared machine.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -188,3 +189,12 @@ def create_run_dir(outbox: str | Path) -> tuple[str, Path]:
             return run_id, run_dir
         except FileExistsError:
             continue
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

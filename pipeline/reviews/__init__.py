@@ -19,12 +19,12 @@ from pipeline.reviews.errors import TrackerMismatchError, UnknownRunError
 from pipeline.reviews.tracker_file import Tracker, TrackerRow, read_tracker
 from pipeline.reviews.run_folder import Run, find_run
 from pipeline.reviews.judge import PupilReviews, Review
-from pipeline.reviews.report import EXIT_OK, EXIT_OVERDUE, STATE_FILE, ReviewReport
+from pipeline.reviews.report import STATE_FILE, ReviewReport
 from pipeline.reviews.command import review_tracker
 from pipeline.write.plan_record import reviewed_plan_name
 
 __all__ = [
-    "EXIT_OK", "EXIT_OVERDUE", "STATE_FILE", "PupilReviews", "Review", "ReviewReport", "Run", "Tracker",
+    "STATE_FILE", "PupilReviews", "Review", "ReviewReport", "Run", "Tracker",
     "TrackerMismatchError", "TrackerRow", "UnknownRunError", "find_run", "read_tracker", "reviewed_plan_name",
     "review_tracker",
 ]

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from pipeline.core.errors import Issue
+from pipeline.core import files
+from pipeline.core.errors import ExitCode, Issue
 from pipeline.reviews.judge import PupilReviews, Review, id_key
 from pipeline.write.context import long_date
 from schemas.tracker import CANCELLED, HELD, MISSED, SCHEDULED
 
-__all__ = ["EXIT_OK", "EXIT_OVERDUE", "STATE_FILE", "ReviewReport", "previous_state"]
+__all__ = ["STATE_FILE", "ReviewReport", "previous_state"]
 
-EXIT_OK, EXIT_OVERDUE = 0, 1
 STATE_FILE = "review-state.json"
 STATE_VERSION = 1
 MAX_LISTED_ISSUES = 50  # the report lists this many issues; review-state.json has them all
@@ -52,9 +52,9 @@ class ReviewReport:
         return sorted({i.row for i in self.issues if i.is_error and i.row is not None})
 
     @property
-    def exit_code(self) -> int:
-        """1 when any review is overdue or a tracker row was rejected, else 0 (docs/reviews.md, "Exit codes")."""
-        return EXIT_OVERDUE if self.overdue or self.rejected_rows else EXIT_OK
+    def exit_code(self) -> ExitCode:
+        """ACT when any review is overdue or a tracker row was rejected, else OK (docs/reviews.md, "Exit codes")."""
+        return ExitCode.ACT if self.overdue or self.rejected_rows else ExitCode.OK
 
     def counts(self) -> dict:
         reviews = [r for p in self.pupils for r in p.reviews]
@@ -70,17 +70,23 @@ class ReviewReport:
     def state(self) -> dict:
         """What `review-state.json` holds (see docs/reviews.md)."""
         return {"version": STATE_VERSION, "run_id": self.run_id, "tracker": self.tracker.name,
-                "tracker_sha256": _sha256(self.tracker), "as_of": self.as_of.isoformat(), "totals": self.counts(),
+                "tracker_sha256": files.file_sha256(self.tracker), "as_of": self.as_of.isoformat(), "totals": self.counts(),
                 "issues": [i.as_dict() for i in self.issues],
                 "referrals": [p.as_dict() for p in self.pupils]}
 
     def lines(self) -> list[str]:
         """The report for the officer: Referral IDs only, never a pupil's name."""
+        return [text for _, text in self.entries()]
+
+    def entries(self) -> list[tuple[str, str]]:
+        """The report as (kind, line): "summary" (the first line), "problem" (an overdue review, a rejected
+        row: what the officer must act on) or "info"."""
         c = self.counts()
         on = long_date(self.as_of)
         out = [f"{self.tracker.name} (run {self.run_id}): {c['pupils']} pupils, {c['reviews']} reviews: "
                f"{c['held']} held, {c['missed']} missed, {c['cancelled']} cancelled, {c['scheduled']} not recorded; "
                f"{c['overdue']} overdue on {on}"]
+        kinds = ["summary"]
         for p in self.pupils:
             parts = []
             if p.overdue:
@@ -96,8 +102,10 @@ class ReviewReport:
                              f"{len(p.held)} of {p.scheduled} review{'s' if p.scheduled != 1 else ''} held")
             if parts:
                 out.append(f"  {p.referral_id}: " + "; ".join(parts))
+                kinds.append("problem" if p.overdue else "info")
         for issue in self.issues[:MAX_LISTED_ISSUES]:
             out.append(f"  {issue.severity}: {issue.message}")
+            kinds.append("problem" if issue.is_error else "info")
         if len(self.issues) > MAX_LISTED_ISSUES:
             out.append(f"  ... and {len(self.issues) - MAX_LISTED_ISSUES} more issues (see {STATE_FILE})")
         for p in self.pupils:
@@ -117,10 +125,5 @@ class ReviewReport:
             out.append("No reviews are recorded yet, so no plan was rewritten")
         if self.state_path:
             out.append(f"Review state: {self.state_path}")
-        return out
+        return list(zip(kinds + ["info"] * (len(out) - len(kinds)), out))
 
-
-def _sha256(path: Path) -> str:
-    from pipeline.run import file_sha256
-
-    return file_sha256(path)

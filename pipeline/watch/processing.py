@@ -10,7 +10,8 @@ from pipeline.core import files
 from pipeline.core.config import Config
 from pipeline.core.errors import InputError, ReintegrateError
 from pipeline.core.ledger import Ledger
-from pipeline.run import file_sha256, process_file
+from pipeline.core.files import file_sha256
+from pipeline.run import process_file
 from pipeline.watch.claims import Claim, regular_file
 from pipeline.watch.finish import discard_run_dir, fail, finish_noted, finish_processed, return_to_inbox
 from pipeline.watch.journal import committed, sha_lock, write_state
