@@ -1,5 +1,9 @@
-"""The run folder's ``manifest.json``, as `reintegrate run` wrote it: what `send` reads to know which
-referrals to email, with which documents and addresses."""
+"""The run folder's ``manifest.json``, as `reintegrate run` wrote it (`schemas.manifest`): what `send` reads to
+know which referrals to email, with which documents and addresses.
+
+`send` takes the entries as written (JSON), not loaded by the schema as `reviews` and the term register load
+them: each entry is checked on its own (`prepare.prepare_entry`), so one entry an officer broke by hand fails
+alone while the others are sent, and the substance `send` compares is hashed over the entry as written."""
 
 from __future__ import annotations
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, fields as dataclass_fields
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path, PurePosixPath
+
+from marshmallow import ValidationError
 
 from pipeline.reviews.errors import TrackerMismatchError, UnknownRunError
 from pipeline.reviews.tracker_file import Tracker
 from pipeline.write.tracker import RUN_ID_PROPERTY
+from schemas.manifest import load_manifest
 from schemas.model import Referral
 
 __all__ = ["Entry", "Run", "find_run"]
@@ -38,43 +41,44 @@ class Run:
     entries: list[Entry]
 
 
-def _referral_from_json(data: dict) -> Referral:
-    kwargs = {}
-    for f in dataclass_fields(Referral):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        if value is not None and str(f.type).startswith("date"):
-            value = date.fromisoformat(value)
-        elif f.name == "reasonable_adjustments":
-            value = tuple(value or ())
-        kwargs[f.name] = value
-    return Referral(**kwargs)
-
-
 def _load_run(tracker_path: Path, run_dir: Path, run_id: str) -> Run:
+    """The run's accepted referrals from its manifest.json, read by the manifest's schema (`schemas.manifest`)."""
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.is_file():
         raise UnknownRunError(tracker_path, f"run {run_id} ({run_dir}) has no manifest.json, so its plans are not "
                                             "known (it was a `validate` run, or it did not finish)")
     try:
-        data = json.loads(manifest_path.read_text(encoding="utf-8"))
-        entries = []
-        for item in data["referrals"]:
-            plan = PurePosixPath(item["plan"])
-            if len(plan.parts) != 2 or plan.parts[0] != "plans" or plan.suffix != ".docx" or plan.name.startswith("."):
-                raise ValueError(f"plan {item['plan']!r} is not in the run's plans folder")
-            if "referral" not in item:
-                raise ValueError("no pupil data (made by an older version of reintegrate)")
-            entries.append(Entry(item["referral_id"], str(plan), _referral_from_json(item["referral"]),
-                                 tuple(date.fromisoformat(d) for d in item["reviews"])))
-        as_of = date.fromisoformat(data["as_of"]) if data.get("as_of") else None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        data = load_manifest(json.loads(manifest_path.read_text(encoding="utf-8")))
+        entries = [_entry(item) for item in data["referrals"]]
+    except ValidationError as exc:
+        raise UnknownRunError(tracker_path, f"the manifest.json of run {run_id} cannot be read "
+                                            f"({_first_message(exc.messages)}); run the referrals again to make a "
+                                            "new tracker") from None
+    except (OSError, ValueError) as exc:
         raise UnknownRunError(tracker_path, f"the manifest.json of run {run_id} cannot be read ({exc}); run the "
                                             "referrals again to make a new tracker") from None
-    if data.get("run_id") not in (None, run_id):
-        raise UnknownRunError(tracker_path, f"the folder {run_dir} holds run {data.get('run_id')}, not run {run_id}")
-    return Run(run_id, run_dir, as_of, entries)
+    if data["run_id"] not in (None, run_id):
+        raise UnknownRunError(tracker_path, f"the folder {run_dir} holds run {data['run_id']}, not run {run_id}")
+    return Run(run_id, run_dir, data["as_of"], entries)
+
+
+def _entry(item: dict) -> Entry:
+    plan = PurePosixPath(item["plan"])
+    if len(plan.parts) != 2 or plan.parts[0] != "plans" or plan.suffix != ".docx" or plan.name.startswith("."):
+        raise ValueError(f"plan {item['plan']!r} is not in the run's plans folder")
+    if item["referral"] is None:
+        raise ValueError("no pupil data (made by an older version of reintegrate)")
+    return Entry(item["referral_id"], str(plan), item["referral"], tuple(item["reviews"]))
+
+
+def _first_message(messages) -> str:
+    """marshmallow's nested messages as one phrase: where, then what."""
+    where = []
+    while isinstance(messages, dict) and messages:
+        key, messages = next(iter(messages.items()))
+        where.append(str(key))
+    what = messages[0] if isinstance(messages, list) and messages else str(messages)
+    return f"{'.'.join(where)}: {what}" if where else what
 
 
 def _manifest_run_id(run_dir: Path) -> str | None:
