@@ -1,4 +1,4 @@
-"""The project's benchmark (SPEC 8): `reintegrate run` and `validate` end to end on 1,000 and 10,000 referral
+"""The project's benchmark (its targets: benchmarks/README.md): `reintegrate run` and `validate` end to end on 1,000 and 10,000 referral
 rows, against docxtpl rendering the same plan template in the same invocation, checked against the targets.
 
     python benchmarks/bench.py                      # the targets: 1,000 and 10,000 rows, 3 repeats each

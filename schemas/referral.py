@@ -1,7 +1,7 @@
-"""The referral row schema: one field per SPEC section 2 heading, and nothing else.
+"""The referral row schema: one field per heading of docs/referral-workbook.md, and nothing else.
 
 This class is the single source of truth for the referral workbook: `data_key` is the heading exactly as
-SPEC 2 spells it, `metadata` carries the other spellings we accept (`aliases`), the officer's hint, and the
+docs/referral-workbook.md spells it, `metadata` carries the other spellings we accept (`aliases`), the officer's hint, and the
 choices of closed fields. Ingestion matches headings from it, the blank template workbook is generated from
 it, and its error messages are keyed by heading so every message can name its cell.
 """
@@ -84,7 +84,7 @@ def _time_text(value) -> str:
     return _text(value)
 
 
-# what officers type while a person is still to be found (SPEC 2): not a named key worker or buddy
+# what officers type while a person is still to be found (docs/referral-workbook.md): not a named key worker or buddy
 PLACEHOLDERS = frozenset({"tbc", "tba", "tbd", "?", "n/a", "na", "unknown", "none", "-", "to be confirmed",
                           "to be arranged", "to be decided", "not known", "nobody", "no one"})
 
@@ -248,7 +248,7 @@ class ReferralSchema(Schema):
                                       hint="School weeks of settling in, 2 to 16 (blank means 6); the last review is at its end.")
     inclusions_officer = text("Inclusions officer", required=True, aliases=("Officer",))
     inclusions_officer_email = email("Inclusions officer email", required=True, aliases=("Officer email",))
-    # SPEC 2: optional, after every other column so a workbook made before them keeps its column letters
+    # optional (docs/referral-workbook.md), after every other column so a workbook made before them keeps its column letters
     planning_meeting_time = _field("Planning meeting time", _time_text, aliases=("Meeting time",),
                                  hint="Printed in the letter and the plan, e.g. 10:00 (blank: To be arranged).")
     planning_meeting_venue = text("Planning meeting venue", aliases=("Meeting venue", "Meeting place"),
@@ -262,5 +262,5 @@ def to_referral(values: dict, row: int | None = None) -> Referral:
 
 
 SCHEMA = ReferralSchema()
-HEADINGS = {name: f.data_key for name, f in SCHEMA.fields.items()}  # field name -> SPEC heading
+HEADINGS = {name: f.data_key for name, f in SCHEMA.fields.items()}  # field name -> its heading
 FIELD_BY_HEADING = {v: k for k, v in HEADINGS.items()}

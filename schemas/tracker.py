@@ -1,6 +1,6 @@
 """The review tracker row schema: one field per column `reintegrate reviews` reads back, and nothing else.
 
-The tracker (`review-tracker.xlsx`, SPEC 4) is written by `pipeline.write.tracker`; officers then fill it in by
+The tracker (`review-tracker.xlsx`, docs/reviews.md) is written by `pipeline.write.tracker`; officers then fill it in by
 hand. This schema reads one of its rows as the officer left it. Like `schemas.referral`, `data_key` is the
 heading exactly as the tracker spells it and `metadata` carries the other spellings we accept, so every
 message can name its cell. The informational columns the tracker also carries (Pupil, Receiving school,

@@ -21,7 +21,7 @@ def calendar() -> SchoolCalendar:
 
 @pytest.fixture
 def valid_row():
-    """A factory for one valid referral row {SPEC heading: value}, with overrides by heading."""
+    """A factory for one valid referral row {heading: value}, with overrides by heading."""
 
     def make(seed: int = 1, **overrides) -> dict:
         row = generate_rows(1, seed=seed)[0]

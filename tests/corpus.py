@@ -27,7 +27,7 @@ from pipeline.write.examples import generate_rows, write_rows
 from schemas.referral import HEADINGS
 
 HEADING_LIST = list(HEADINGS.values())
-COLUMN = {h: get_column_letter(i + 1) for i, h in enumerate(HEADING_LIST)}  # SPEC heading -> column letter
+COLUMN = {h: get_column_letter(i + 1) for i, h in enumerate(HEADING_LIST)}  # heading -> column letter
 MiB = 1 << 20
 
 
@@ -127,7 +127,7 @@ def row_xml(number: int, values: list) -> str:
 
 
 def grid(referrals: list[dict], headings: list[str] | None = None) -> list[list]:
-    """Heading row then one list per referral, in `headings` order (default: SPEC 2's)."""
+    """Heading row then one list per referral, in `headings` order (default: docs/referral-workbook.md's)."""
     headings = headings or HEADING_LIST
     return [list(headings)] + [[r.get(h) for h in headings] for r in referrals]
 

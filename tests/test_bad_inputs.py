@@ -1,6 +1,6 @@
 """The corpus of bad and awkward inputs (tests/corpus.py), each with its exact outcome: the exit code, the one
 sentence on stderr (or the result in summary.json), and where the files went. Never a traceback, never a hang,
-never a file outside the run folder (SPEC 1, 4, 5)."""
+never a file outside the run folder (docs/design.md: exit codes, outputs, the watcher)."""
 
 from __future__ import annotations
 
@@ -89,6 +89,7 @@ def inputs(tmp_path) -> Path:
 
 
 # ---------------------------------------------------------------- unreadable: exit 2, one sentence, nothing written
+@pytest.mark.timing
 @pytest.mark.parametrize("build", list(UNREADABLE), ids=lambda b: b.__name__)
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_unreadable_input_is_one_sentence_exit_2_and_nothing_is_written(build, command, inputs, tmp_path):
@@ -116,6 +117,7 @@ def test_the_library_raises_input_error_with_the_same_reason(build, inputs):
     assert str(raised.value) == f"{path.name}: {UNREADABLE[build]}"
 
 
+@pytest.mark.timing
 def test_the_zip_bomb_is_tiny_and_refused_before_it_inflates(inputs):
     path = corpus.zip_bomb(inputs)
     assert path.stat().st_size < 1 << 20
@@ -183,6 +185,7 @@ def test_a_million_empty_formatted_rows_read_in_seconds_and_bounded_memory(input
 
 
 # ---------------------------------------------------------------- readable: the correct result
+@pytest.mark.timing
 def test_million_empty_formatted_rows_give_the_three_referrals(inputs, tmp_path):
     path = corpus.million_empty_rows(inputs)
     started = time.monotonic()
@@ -344,7 +347,7 @@ def test_awkward_names_are_kept_and_file_names_stay_in_the_run_folder(inputs, tm
 
 
 def test_ten_thousand_character_cells_are_read_up_to_excels_limit(inputs, tmp_path):
-    """SPEC 2: text cells hold up to Excel's own 32,767 characters; the text is never echoed."""
+    """Text cells hold up to Excel's own 32,767 characters; the text is never echoed."""
     outbox = tmp_path / "outbox"
     result = validate(corpus.long_cells(inputs), outbox=outbox)
     assert result.exit_code == 0, result.output

@@ -56,7 +56,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_shipped_file_has_five_years_of_three_terms():
-    """2023/24 up to the current school year (2026/27), and the year after it (SPEC 3), provisional."""
+    """2023/24 up to the current school year (2026/27), and the year after it (pipeline/data/term-dates.toml), provisional."""
     years = [t.year for t in CAL.terms]
     assert sorted(set(years)) == ["2023/24", "2024/25", "2025/26", "2026/27", "2027/28"]
     assert all(years.count(y) == 3 for y in set(years))

@@ -1,4 +1,4 @@
-"""The inbox watcher (SPEC 5) on real folders: files dropped (one copied slowly in chunks), the watcher run in a
+"""The inbox watcher (docs/watch.md) on real folders: files dropped (one copied slowly in chunks), the watcher run in a
 subprocess, killed with SIGKILL at each step and at random moments and restarted, two watchers on one inbox;
 then where every input ended up, and that each produced exactly one complete run."""
 
@@ -506,6 +506,7 @@ def test_sigkill_at_each_step_then_restart(tmp_path, point):
             assert kept.parent.name == list(runs)[0], "the committed run is finished, not run again"
 
 
+@pytest.mark.timing
 def test_sigkill_at_random_moments_loses_nothing(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()

@@ -501,6 +501,7 @@ def test_disallowed_domain_is_blocked_and_never_reaches_the_server(tmp_path, led
     assert any("HAV-0001" in line and "evilsch.uk" in line for line in lines)
 
 
+@pytest.mark.timing
 def test_server_down_fails_fast_and_is_sent_later(tmp_path, ledger, smtp_server):
     run_dir = make_run(tmp_path, ids=("HAV-0001", "HAV-0002", "HAV-0003"))
     dead = free_port()  # nothing listens here
@@ -520,6 +521,7 @@ def test_server_down_fails_fast_and_is_sent_later(tmp_path, ledger, smtp_server)
     assert len(handler.messages) == 3
 
 
+@pytest.mark.timing
 def test_silent_server_gives_up_within_the_deadline_whatever_the_number_of_messages(tmp_path, ledger):
     run_dir = make_run(tmp_path, ids=("HAV-0001", "HAV-0002", "HAV-0003"))
     listener = socket.socket()
@@ -537,6 +539,7 @@ def test_silent_server_gives_up_within_the_deadline_whatever_the_number_of_messa
     assert len(report.failed) == 3 and report.exit_code == 1
 
 
+@pytest.mark.timing
 def test_default_settings_give_up_within_a_minute(tmp_path, ledger, monkeypatch):
     """Shipped defaults against a server that never answers (each connect waits its full timeout): a send of
     many messages still gives up within a minute. Time is simulated: the connect and the waits move a clock."""
@@ -591,6 +594,7 @@ def test_421_drops_the_connection_and_reconnects(tmp_path, ledger, smtp_server):
     assert len(handler.messages) == 2
 
 
+@pytest.mark.timing
 def test_server_without_starttls_fails_every_message_at_once(tmp_path, ledger, smtp_server):
     handler, port = smtp_server()  # plain server: STARTTLS not offered
     run_dir = make_run(tmp_path, ids=("HAV-0001", "HAV-0002"))
@@ -675,6 +679,7 @@ def test_report_lines_and_dict(tmp_path, ledger):
 
 
 
+@pytest.mark.timing
 def test_one_session_gives_up_once_for_several_run_folders(tmp_path, ledger):
     """`run a.xlsx b.xlsx --send` shares one deadline: the second run folder is not tried against a dead server."""
     from pipeline.deliver.send import SendSession

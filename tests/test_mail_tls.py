@@ -236,6 +236,7 @@ def test_a_slow_server_that_keeps_accepting_is_not_cut_off(tmp_path, ledger, smt
     assert len(report.sent) == 3 and len(handler.messages) == 3, report.lines()
 
 
+@pytest.mark.timing
 def test_a_slow_server_cannot_hold_send_past_the_bound_and_nothing_is_retried(tmp_path, ledger, smtp_server):
     """Every reply to DATA comes 10 s late, under the 15 s time-out: the send stops at its bound (here 1.5 s),
     and the message that was handed over is reported as may have been sent, never retried."""

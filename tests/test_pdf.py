@@ -140,6 +140,7 @@ def test_a_document_libreoffice_cannot_convert_is_retried_alone_then_reported(tm
     assert list(private_tmp.iterdir()) == []
 
 
+@pytest.mark.timing
 def test_a_hung_libreoffice_is_killed_with_its_children_at_the_time_limit(tmp_path, fake, private_tmp, monkeypatch):
     monkeypatch.setenv("FAKE_MODE", "hang")
     sources = documents(tmp_path, ["a.docx"])

@@ -553,6 +553,7 @@ def test_templates_look_like_word_documents():
 # --- speed and LibreOffice ------------------------------------------------------------------------
 
 
+@pytest.mark.timing
 def test_timing_report(templates, capsys):
     """Not an assertion: prints ms per plan (ours and, when installed, docxtpl's)."""
     ctx = context_for(referral())

@@ -1,6 +1,6 @@
 """Each policy rule firing and not firing, at its boundary, on real workbooks read the way a run reads them.
 
-Dates are in 2024/25, the year SPEC 3 gives exactly: autumn 2 Sep-20 Dec 2024 (half-term 28 Oct-1 Nov),
+Dates are in 2024/25, the year the policy's calendar gives exactly: autumn 2 Sep-20 Dec 2024 (half-term 28 Oct-1 Nov),
 spring 6 Jan-4 Apr 2025 (half-term 17-21 Feb), summer 22 Apr-22 Jul 2025 (5 May, half-term 26-30 May).
 """
 

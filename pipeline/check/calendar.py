@@ -215,7 +215,7 @@ class SchoolCalendar:
 
     def review_schedule(self, returned: date, every_weeks: int, settling_weeks: int) -> Schedule:
         """A review on the last school day of every `every_weeks`-th school week of the settling-in period,
-        and the last on the last school day of that period (SPEC 4: counted in school weeks)."""
+        and the last on the last school day of that period (counted in school weeks: docs/rules.md, "ME")."""
         if every_weeks < 1:
             raise ValueError("every_weeks must be at least 1")
         numbers = review_weeks(every_weeks, settling_weeks)

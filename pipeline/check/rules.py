@@ -229,7 +229,7 @@ def _provisional(terms) -> str:
 
 
 def rule_school_day(row: Row, ctx: RuleContext):
-    """SPEC 2: the planned return is a school day (not a weekend, nor a holiday of the calendar)."""
+    """The planned return is a school day (docs/referral-workbook.md) (not a weekend, nor a holiday of the calendar)."""
     returning = row.get("planned_return_date")
     if returning is None:
         return
@@ -275,7 +275,7 @@ def rule_fap20(row: Row, ctx: RuleContext):
 
 
 def rule_email_domain(row: Row, ctx: RuleContext):
-    """SPEC 6: a message with a recipient outside allowed_domains is never sent, so say so now, before the
+    """docs/email.md: a message with a recipient outside allowed_domains is never sent, so say so now, before the
     documents are made. Silent while no allowed_domains are set (then `send` explains the setting)."""
     if not ctx.allowed_domains:
         return

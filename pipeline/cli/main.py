@@ -1,5 +1,5 @@
 """The `reintegrate` command: a thin layer that turns options into library calls and known errors into
-one-sentence messages and SPEC 1's exit codes (0 all accepted, 1 rows rejected, 2 unreadable input or usage).
+one-sentence messages and the exit codes of docs/design.md (0 all accepted, 1 rows rejected, 2 unreadable input or usage).
 
 What goes where:
 

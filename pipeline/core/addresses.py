@@ -1,4 +1,4 @@
-"""Email addresses and allowed domains (SPEC section 6): what `send` may use, and what `validate` warns about.
+"""Email addresses and allowed domains (docs/email.md): what `send` may use, and what `validate` warns about.
 
 Addresses are plain ASCII ``local@domain``; a domain in ``allowed_domains`` allows itself and its subdomains.
 """

@@ -61,7 +61,7 @@ def _name(path) -> str:
 class Issue:
     """One problem found in the input.
 
-    `column` is the SPEC's heading name whatever the file calls it; `cell` is the file's own reference
+    `column` is the heading as docs/referral-workbook.md names it, whatever the file calls it; `cell` is the file's own reference
     (e.g. "T7"); `row` is the spreadsheet's own row number. File-level issues have no row or cell.
     """
 

@@ -51,7 +51,7 @@ def _meeting_day(calendar: SchoolCalendar, decided: date, returning: date) -> da
 
 def generate_rows(n: int, *, seed: int = 2026, calendar: SchoolCalendar | None = None,  # long: one realistic row, column by column
                   decided_from: date = date(2026, 11, 30)) -> list[dict]:
-    """`n` valid referral rows as {SPEC heading: value}: decided by `decided_from`, returning after it."""
+    """`n` valid referral rows as {heading: value}: decided by `decided_from`, returning after it."""
     rng = random.Random(seed)
     calendar = calendar or SchoolCalendar.load()
     rows = []

@@ -1,4 +1,4 @@
-"""The plan's review record table, filled in place in the officer's own version of the plan (SPEC 1, `reviews`).
+"""The plan's review record table, filled in place in the officer's own version of the plan (`reviews`, docs/reviews.md).
 
 `reviews` never rebuilds a plan the officer may have edited in Word: it opens the latest version with
 python-docx, finds the review record table by its heading row (a table whose first row names Review and Date

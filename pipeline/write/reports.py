@@ -1,4 +1,4 @@
-"""The validation report (`validation-report.xlsx`) and `summary.json` of a run (SPEC 4)."""
+"""The validation report (`validation-report.xlsx`) and `summary.json` of a run (docs/design.md, "Outputs")."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ ISSUE_WIDTHS = (14, 6, 8, 22, 22, 9, 9, 90)  # the Message column wraps: readabl
 
 def summary(*, input_name: str, sha256: str, run_id: str, as_of, sheet: Sheet, results: list[RowResult],
             documents: dict[int, tuple[str | None, str | None]] | None = None) -> dict:
-    """SPEC 4's summary.json; `documents` maps a row number to its (plan, letter) paths in the run folder."""
+    """summary.json (docs/design.md, "Outputs"); `documents` maps a row number to its (plan, letter) paths in the run folder."""
     documents = documents or {}
     referrals = []
     for r in results:

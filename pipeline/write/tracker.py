@@ -1,4 +1,4 @@
-"""The review tracker (`review-tracker.xlsx`, SPEC 4): one row per scheduled review of every accepted pupil.
+"""The review tracker (`review-tracker.xlsx`, docs/reviews.md): one row per scheduled review of every accepted pupil.
 
 Officers fill in Status, Outcome and Next steps as reviews happen; `reintegrate reviews` reads it back.
 The run id travels in the workbook's custom document properties (`reintegrate_run_id`).
