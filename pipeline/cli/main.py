@@ -91,6 +91,17 @@ def _fail(out: Output, message: str, hint: str | None = None) -> None:
     sys.exit(ExitCode.UNREADABLE)
 
 
+def _update_register(config, as_of, out: Output) -> None:
+    """The term register follows every command that changed the ledger (docs/term-register.md)."""
+    from pipeline.register import update_register
+
+    path, problem = update_register(config, as_of)
+    if problem:
+        out.problem(f"Warning: {problem}")
+    elif path is not None:
+        out.info(f"Term register, every referral of the term: {_shown(path)}")
+
+
 def _quote(path) -> str:
     text = str(path)
     return f'"{text}"' if (" " in text or not text) else text
@@ -323,6 +334,7 @@ def _process_files(spreadsheets, *, config, as_of, config_path, documents, out: 
             for line in summary_table(runs, documents=documents, unreadable=unreadable,
                                       as_of=as_of.strftime("%d/%m/%Y")):
                 click.echo(printable(line))
+        _update_register(config, as_of, out)
         click.echo(printable(final_line(runs, documents=documents, unreadable=len(unreadable))))
     return worst
 
@@ -496,6 +508,8 @@ def send(run_dir, dry_run, resend, config_path, quiet, verbose):
     run_dir = _run_folder(run_dir, out)
     try:
         code = send_after_run(run_dir, config, dry_run=dry_run, resend=resend, out=out)
+        if not dry_run:
+            _update_register(config, None, out)
     except ConfigError as exc:
         _fail(out, str(exc), _config_hint(config_path, exc))
     except TemplateError as exc:
@@ -663,6 +677,7 @@ def reviews(tracker, outbox, as_of, config_path, quiet, verbose):
     if report.exit_code:
         out.next_step(f"Hold or rearrange the overdue reviews and record them in {_quote(tracker)} (Status Held, "
                       "with the outcome), correct any row listed as an error, save it, and run reviews again.")
+    _update_register(config, as_of, out)
     click.echo(entries[0][1])
     sys.exit(report.exit_code)
 
@@ -727,6 +742,48 @@ def watch(inbox, outbox, once, poll, settle, rescan, as_of, config_path, quiet, 
     except ReintegrateError as exc:
         _fail(out, str(exc))
     sys.exit(code)
+
+
+@main.command()
+@outbox_option
+@click.option("--as-of", callback=_as_of, metavar="YYYY-MM-DD",
+              help="The day to judge overdue and due reviews on (default: today).")
+@config_option
+@verbosity
+def status(outbox, as_of, config_path, quiet, verbose):
+    """Where the term stands, on one screen: the referrals, plans sent and not, reviews held, missed and
+    overdue, then what needs doing: reviews overdue or due in the next 7 days, plans not sent, rows waiting
+    for a fix. Read from the ledger, as outbox/term-register.xlsx is (this also writes that file afresh).
+    Referral IDs only: the register names the pupils. Exits 1 when a review is overdue. See
+    docs/term-register.md.
+
+    \b
+    Examples:
+      reintegrate status
+      reintegrate status --as-of 2027-01-11
+    """
+    from pipeline.cli.status import counts, to_do
+    from pipeline.register import read_term, update_register
+
+    out = _output(quiet, verbose)
+    config = _config(config_path, outbox, out)
+    try:
+        view = read_term(config, as_of)
+    except ReintegrateError as exc:
+        _fail(out, str(exc))
+    if view is None:
+        _fail(out, f"there is no ledger in {_shown(config.outbox)} yet, so no referral is known",
+              "Run `reintegrate run` on the term's referral spreadsheet first (or give --outbox the folder it used).")
+    *_, problem = update_register(config, as_of, view)
+    for line in counts(view):
+        out.info(line)
+    for line in to_do(view, _shown(config.outbox)):
+        (out.problem if view.overdue and line.startswith("  Overdue") else out.info)(line)
+    if problem:
+        out.problem(f"Warning: {problem}")
+    click.echo(printable(f"Done: {len(view.referrals)} referrals, {len(view.overdue)} with a review overdue. "
+                         f"Term register: {_shown(config.outbox / 'term-register.xlsx')}"))
+    sys.exit(ExitCode.ACT if view.overdue else ExitCode.OK)
 
 
 def run_cli() -> None:

@@ -44,14 +44,19 @@ def counts(view: TermView) -> list[str]:
     ]
 
 
-def to_do(view: TermView) -> list[str]:
+def to_do(view: TermView, outbox: str = "outbox") -> list[str]:
     out: list[str] = []
-    _listed("Overdue reviews (hold or rearrange them, then record them in the tracker)",
-            [_review(r, review) for r in view.overdue for review in r.overdue], out)
-    _listed("Reviews due in the next 7 days", [_review(r, review) for r, review in view.due_this_week()], out)
-    _listed("Plans not sent (reintegrate send OUTBOX)",
-            [f"{r.referral_id}: {r.plan_sent.lower()} (run {r.run_folder})" for r in view.not_sent], out)
+    overdue = sorted(((review.date, r.referral_id, _review(r, review)) for r in view.overdue for review in r.overdue))
+    _listed("Overdue reviews (hold or rearrange them, then record them in the tracker)", [o[2] for o in overdue], out)
+    due = sorted((review.date, r.referral_id, _review(r, review)) for r, review in view.due_this_week())
+    _listed("Reviews due in the next 7 days", [d[2] for d in due], out)
+    by_run: dict[str, list[str]] = {}
+    for r in view.not_sent:
+        by_run.setdefault(r.run_folder, []).append(r.referral_id)
+    _listed("Plans not sent",
+            [f"{len(ids)} from run {folder}: reintegrate send {outbox}/{folder}"
+             for folder, ids in sorted(by_run.items())], out)
     _listed("Rows waiting for a fix (correct them and run the file again)",
-            [f"{w.input_name} row {w.row}" + (f" ({w.referral_id})" if w.referral_id else "") + f": rules {w.rules}"
+            [f"{w.input_name} row {w.row}" + (f" ({w.referral_id})" if w.referral_id else "") + f": {w.rules}"
              for w in view.waiting], out)
     return ["Needs doing:", *out] if out else ["Nothing needs doing this week."]

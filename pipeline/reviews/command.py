@@ -9,12 +9,14 @@ The flow reads like the command:
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import date
 from pathlib import Path
 
 from pipeline.core import files
 from pipeline.core.config import Config
-from pipeline.core.errors import ERROR, Issue
+from pipeline.core.errors import ERROR, Issue, ReintegrateError
+from pipeline.core.ledger import Ledger
 from pipeline.reviews.judge import judge_reviews
 from pipeline.reviews.plans import pdf_copies, plan_jobs, write_plans
 from pipeline.reviews.report import STATE_FILE, ReviewReport, previous_state
@@ -50,7 +52,24 @@ def review_tracker(tracker_path: str | Path, *, outbox: str | Path | None = None
     report.issues = tracker.issues + _row_issues(tracker)
     report.state_path = run.run_dir / STATE_FILE
     files.write_json(report.state_path, report.state())
+    report.ledger_problem = _record_in_ledger(run, pupils, config)
     return report
+
+
+def _record_in_ledger(run, pupils, config: Config) -> str | None:
+    """What this tracker says of each pupil's reviews, for the term register: in the ledger the run was
+    recorded in (the config's, else the one beside the run folder); None, or the sentence saying why not."""
+    path = config.ledger if config.ledger else run.run_dir.parent / "ledger.sqlite3"
+    if not Path(path).is_file():
+        return None  # a run folder copied away from its outbox: there is no register to keep
+    try:
+        with Ledger(path) as ledger:
+            ledger.record_reviews(run.run_id, {p.referral_id: [(r.number, r.scheduled, r.date, r.status)
+                                                               for r in p.reviews] for p in pupils})
+    except (OSError, sqlite3.Error, ReintegrateError) as exc:
+        return (f"the reviews could not be recorded in the ledger for the term register ({exc}); the reviewed "
+                "plans and review-state.json are written: run reviews again later")
+    return None
 
 
 def _row_issues(tracker: Tracker) -> list[Issue]:

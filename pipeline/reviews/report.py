@@ -42,6 +42,7 @@ class ReviewReport:
     plans_written: list[str] = field(default_factory=list)  # relative to run_dir
     state_path: Path | None = None
     pdf_failed: tuple[str, ...] = ()  # pdf = true: a sentence per reviewed plan left without its PDF copy
+    ledger_problem: str | None = None  # the reviews could not be recorded for the term register
 
     @property
     def overdue(self) -> list[tuple[str, Review]]:
@@ -125,5 +126,8 @@ class ReviewReport:
             out.append("No reviews are recorded yet, so no plan was rewritten")
         if self.state_path:
             out.append(f"Review state: {self.state_path}")
+        if self.ledger_problem:
+            kinds += ["info"] * (len(out) - len(kinds)) + ["problem"]
+            out.append(f"  {self.ledger_problem}")
         return list(zip(kinds + ["info"] * (len(out) - len(kinds)), out))
 

@@ -17,6 +17,7 @@ from pipeline.core.config import Config
 from pipeline.core.errors import ConfigError
 from pipeline.core.printable import printable
 from pipeline.core.errors import ExitCode
+from pipeline.register import update_register
 from pipeline.watch.arrivals import Seen, candidates, observe, waiting_reason
 from pipeline.watch.claims import claim
 from pipeline.watch.layout import DEFAULT_GRACE, DEFAULT_RESCAN, DEFAULT_SETTLE, PROCESSING, make_folder
@@ -62,6 +63,10 @@ class Watcher:
     def report(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
         self.log(outcome.line())
+        if outcome.status == "processed":  # a run recorded in the ledger: the term register shows it
+            _, problem = update_register(self.config, self.as_of)
+            if problem:
+                self.log(f"{datetime.now():%Y-%m-%d %H:%M:%S} {problem}")
 
     def recover(self) -> None:
         for outcome in recover(self.inbox, quiet=self.settle, skip=self.own):
