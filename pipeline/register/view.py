@@ -22,7 +22,7 @@ from pipeline.check.reviews_due import overdue_flags
 from pipeline.core.addresses import domain_of
 from pipeline.core.errors import CalendarError
 from pipeline.core.ledger import Ledger
-from pipeline.write.plan_record import review_date_of
+from pipeline.write.plan_record import newest_versions, review_date_of
 from schemas.manifest import load_manifest
 from schemas.tracker import HELD, MISSED, SCHEDULED
 
@@ -71,6 +71,7 @@ class Referral:
     sent: Sent | None
     run_id: str
     run_folder: str
+    latest_version: str = "original"  # of the plan: "original", or "reviewed 2027-01-20" once `reviews` wrote one
 
     @property
     def held(self) -> int:
@@ -143,15 +144,27 @@ def term_view(ledger: Ledger, as_of: date, calendar: SchoolCalendar | None = Non
     _fill_from_manifests(latest, calendar)
     recorded = _review_records(db)
     sends = _latest_sends(db)
+    versions = _plan_versions(latest)
     referrals = []
     for key, row in sorted(latest.items(), key=lambda kv: (kv[1]["planned_return"], kv[0])):
         mine = recorded.get(key, {})
         reviews = _reviews_of(row, mine.get(row["run_id"]) or _newest(mine), as_of)
+        version = versions.get(row["run_dir"], {}).get(_stem(row["plan"]))
+        version = f"reviewed {review_date_of(Path(version))}" if version else "original"
         referrals.append(Referral(
             row["referral_id"], row["pupil"] or "", row["receiving_school"] or "", row["route"] or "",
             _day(row["planned_return"]), _day(row["settling_in_end"]), _day(row["protected_until"]), reviews,
-            _sent(sends.get(key), row), row["run_id"], os.path.basename(row["run_dir"])))
+            _sent(sends.get(key), row, version), row["run_id"], os.path.basename(row["run_dir"]), version))
     return TermView(as_of, referrals, _waiting(db, latest))
+
+
+def _stem(plan: str | None) -> str | None:
+    return os.path.splitext(os.path.basename(plan))[0] if plan else None
+
+
+def _plan_versions(latest: dict[str, dict]) -> dict[str, dict[str, str]]:
+    """Each run folder's reviewed plan versions (`plan_record.newest_versions`), one look at each folder."""
+    return {run_dir: newest_versions(Path(run_dir) / "plans") for run_dir in {row["run_dir"] for row in latest.values()}}
 
 
 def _day(text: str | None) -> date | None:
@@ -242,9 +255,10 @@ def _latest_sends(db) -> dict[str, list[tuple]]:
     return found
 
 
-def _sent(history: list[tuple] | None, row: dict) -> Sent | None:
+def _sent(history: list[tuple] | None, row: dict, latest_version: str) -> Sent | None:
     """The newest delivery (a real send before a draft); `current` when it carried this version: the same run,
-    or the same substance (what `send` compares: a re-run that changed nothing for this pupil sends nothing)."""
+    or the same substance (what `send` compares: a re-run that changed nothing for this pupil sends nothing),
+    and the plan's newest version (a reviewed plan written since is an update to send)."""
     if not history:
         return None
     delivered = [h for h in history if h[1] != "drafted"] or history
@@ -252,22 +266,28 @@ def _sent(history: list[tuple] | None, row: dict) -> Sent | None:
     current = run_id == row["run_id"] or (substance is not None and substance == row["substance"])
     reviewed = review_date_of(Path(plan)) if plan else None
     version = f"reviewed {reviewed}" if reviewed else "original" if plan else ""
+    current = current and (not plan or version == latest_version)
     first = (recipients or "").split(", ")[0]
     return Sent(date.fromisoformat(at[:10]), status, version, domain_of(first) if first else "", run_id, current)
 
 
 def _waiting(db, latest: dict[str, dict]) -> list[Waiting]:
     """Rejected rows of the newest run (or validate) of each input file, unless a later run accepted their
-    Referral ID (the officer fixed the row and ran a file under another name)."""
+    Referral ID (the officer fixed the row and ran a file under another name); a referral rejected in two
+    files is listed once, from the newer."""
     rows = db.execute(
         "SELECT rejections.run_id, runs.input_name, runs.run_dir, rejections.row, rejections.referral_id,"
         " rejections.referral_key, rejections.rules FROM rejections JOIN runs USING (run_id)"
         " WHERE rejections.run_id = (SELECT max(r2.run_id) FROM runs r2 WHERE r2.input_name = runs.input_name)"
-        " ORDER BY runs.input_name, rejections.row").fetchall()
+        " ORDER BY rejections.run_id DESC, rejections.row").fetchall()
+    newest: dict[str, str] = {}  # Referral ID key -> the newest run that rejected it
+    for run_id, *_, key, _rules in rows:
+        if key:
+            newest.setdefault(key, run_id)
     waiting = []
     for run_id, input_name, run_dir, row, referral_id, key, rules in rows:
         accepted = latest.get(key) if key else None
-        if accepted is not None and accepted["run_id"] > run_id:
+        if (accepted is not None and accepted["run_id"] > run_id) or (key and newest[key] != run_id):
             continue
-        waiting.append(Waiting(input_name, row, referral_id, rules, run_id, Path(run_dir).name))
-    return waiting
+        waiting.append(Waiting(input_name, row, referral_id, rules, run_id, os.path.basename(run_dir)))
+    return sorted(waiting, key=lambda w: (w.input_name, w.row or 0))

@@ -19,8 +19,8 @@ NAME = "term-register.xlsx"
 SHEET, WAITING_SHEET = "Register", "Waiting for a fix"
 HEADINGS = ("Referral ID", "Pupil", "Receiving school", "Route", "Planned return", "Settling-in ends", "Next review",
             "Reviews held", "Reviews missed", "Reviews overdue", "Plan sent", "Sent on", "Version sent", "Sent to",
-            "3.9 protection ends", "Run folder")
-WIDTHS = (14, 24, 28, 22, 13, 13, 13, 9, 9, 9, 20, 12, 20, 22, 13, 34)
+            "Latest plan", "3.9 protection ends", "Run folder")
+WIDTHS = (14, 24, 28, 22, 13, 13, 13, 9, 9, 9, 20, 12, 20, 22, 20, 13, 34)
 WAITING_HEADINGS = ("Input file", "Row", "Referral ID", "Rejected by rules", "Run folder")
 WAITING_WIDTHS = (32, 7, 14, 30, 34)
 OVERDUE_FILL = "#F8CBAD"  # as the review tracker marks an overdue review
@@ -34,7 +34,7 @@ def register_row(referral) -> tuple:
     return (referral.referral_id, referral.pupil, referral.receiving_school, referral.route, referral.planned_return,
             referral.settling_in_end, nxt.date if nxt else None, referral.held, referral.missed,
             len(referral.overdue), referral.plan_sent, sent.on if sent else None, sent.version if sent else None,
-            sent.domain if sent else None, referral.protected_until, referral.run_folder)
+            sent.domain if sent else None, referral.latest_version, referral.protected_until, referral.run_folder)
 
 
 def write_register(path: Path, view: TermView) -> Path:

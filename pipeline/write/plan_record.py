@@ -165,22 +165,37 @@ def newest_plan(plan: Path) -> Path:
     --as-of of that `reviews`, which can be in the future), else the plan."""
     plan = Path(plan)
     prefix, suffix = plan.stem + ".reviewed-", ".docx"
-    best, best_date = plan, None
     try:
-        siblings = list(plan.parent.iterdir())
+        siblings = [path for path in plan.parent.iterdir()
+                    if path.name.startswith(prefix) and path.name.endswith(suffix)]
     except OSError:
         return plan
-    for path in siblings:
-        name = path.name
-        if not (name.startswith(prefix) and name.endswith(suffix)) or not path.is_file():
-            continue
-        stamp = name[len(prefix):-len(suffix)]
-        if not _REVIEW_DATE.match(stamp):
+    newest = _newest_by_plan(siblings)
+    return plan.parent / newest[plan.stem] if plan.stem in newest else plan
+
+
+def newest_versions(folder: Path) -> dict[str, str]:
+    """For every plan in a run's plans/ folder that has reviewed versions: its stem -> the file name of the
+    newest (as `newest_plan` chooses), from one look at the folder."""
+    try:
+        return _newest_by_plan(list(Path(folder).iterdir()))
+    except OSError:
+        return {}
+
+
+def _newest_by_plan(paths) -> dict[str, str]:
+    best: dict[str, tuple] = {}
+    for path in paths:
+        match = _REVIEWED.search(path.name)
+        if not match or not _REVIEW_DATE.match(match[1]):
             continue
         try:
-            when = (path.stat().st_mtime_ns, date.fromisoformat(stamp))
+            when = (path.stat().st_mtime_ns, date.fromisoformat(match[1]))
         except (ValueError, OSError):
             continue
-        if best_date is None or when > best_date:
-            best, best_date = path, when
-    return best
+        if not path.is_file():
+            continue
+        stem = path.name[:match.start()]
+        if stem not in best or when > best[stem][0]:
+            best[stem] = (when, path.name)
+    return {stem: name for stem, (_, name) in best.items()}
