@@ -1,10 +1,11 @@
 """Regenerate the pictures in docs/images/ from the project's own outputs (made-up pupils only).
 
-    python tools/make_doc_images.py
+    python tools/make_doc_images.py                      # every picture
+    python tools/make_doc_images.py term-register.png    # only those named
 
 Each picture is a real render: the example workbook is run (as of 30 November 2026), the documents and
 workbooks it writes (and the blank template workbook, and the shipped plan template) are converted to PDF by
-LibreOffice headless through `pipeline.pdf`, and a page is rasterised with `pdftoppm -png -r 70`. Spreadsheets
+LibreOffice headless through `pipeline.deliver.pdf`, and a page is rasterised with `pdftoppm -png -r 70`. Spreadsheets
 are printed from a copy whose print area is the part worth showing (openpyxl sets it), so the text is legible.
 The drop-down picture is a sheet built from the template workbook's own data validation lists. Every PNG is
 kept under 200 KB.
@@ -14,6 +15,7 @@ Needs LibreOffice (`soffice`) and poppler's `pdftoppm`.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,10 +28,10 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import Config  # noqa: E402
-from pipeline.pdf import convert_to_pdf  # noqa: E402
+from pipeline.core.config import Config  # noqa: E402
+from pipeline.deliver.pdf import convert_to_pdf  # noqa: E402
 from pipeline.run import run_file  # noqa: E402
-from pipeline.template_workbook import write_template  # noqa: E402
+from pipeline.write.template_workbook import write_template  # noqa: E402
 
 OUT = ROOT / "docs" / "images"
 EXAMPLE = ROOT / "examples" / "referrals-spring-2027.xlsx"
@@ -127,7 +129,46 @@ def dropdowns(template: Path, folder: Path) -> Path:
     return path
 
 
+def register_picture(tmp: Path) -> Path:
+    """A term's register as the team manager sees it on 13 January 2027: the example run, its plans emailed
+    (through a local aiosmtpd server: the example's one address outside allowed_domains is not sent), two
+    reviews held and one missed, then the register rebuilt on that day."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Sink
+
+    from pipeline.deliver.send import send_with_config
+    from pipeline.register import rebuild_register
+    from pipeline.reviews import review_tracker
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        config = Config(outbox=tmp / "term" / "outbox", email={
+            "transport": "smtp", "host": "127.0.0.1", "port": port,
+            "security": "none", "sender": "inclusions@havering.gov.uk",
+            "allowed_domains": ["havering.gov.uk", "sch.uk"]})
+        result = run_file(EXAMPLE, config=config, as_of=date(2026, 11, 30))
+        send_with_config(result.run_dir, config, env={})
+    finally:
+        controller.stop()
+    tracker = result.run_dir / "review-tracker.xlsx"
+    wb = openpyxl.load_workbook(tracker)
+    ws = wb["Reviews"]
+    # every review up to 12 January held, but HAV-00012's first missed and HAV-00018's not yet recorded
+    for row in ws.iter_rows(min_row=2):
+        if row[5].value and row[5].value.date() < date(2027, 1, 12) and row[0].value != "HAV-00018":
+            row[6].value = "Missed" if (row[0].value, row[4].value) == ("HAV-00012", 1) else "Held"
+    wb.save(tracker)
+    review_tracker(tracker, config=config, as_of=date(2027, 1, 12))
+    path = rebuild_register(config, date(2027, 1, 13))
+    return print_area(path, "Register", "A1:Q13", widths={"Q": 30})
+
+
 def main() -> None:
+    only = sys.argv[1:]  # picture names to make (e.g. term-register.png); none: every picture
     if not shutil.which("pdftoppm"):
         raise SystemExit("pdftoppm (poppler-utils) is needed")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -146,6 +187,7 @@ def main() -> None:
             "tracker": print_area(run_dir / "review-tracker.xlsx", "Reviews", "A1:I11",
                                   widths={"D": 24, "H": 22, "I": 22}),
             "dropdowns": dropdowns(template, tmp),
+            "register": register_picture(tmp),
         }
         sources["plan"] = next((run_dir / "plans").glob("HAV-00002_*.docx"))
         pdf_dir = tmp / "pdf"
@@ -161,14 +203,19 @@ def main() -> None:
         if failed:
             raise SystemExit(f"LibreOffice failed: {failed}")
         pdf = {key: pdf_dir / f"{key}.pdf" for key in copies}
-        png(pdf["letter"], "letter-page-1.png")
-        png(pdf["plan-template"], "plan-template-page-1.png")
-        png(pdf["issues"], "validation-report-issues.png", resolution=110, crop=(40, 30, 780, 290))
-        png(pdf["rows"], "validation-report-rows.png", resolution=110, crop=(40, 50, 745, 233))
-        png(pdf["tracker"], "review-tracker.png", resolution=110, crop=(40, 30, 740, 110))
-        png(pdf["dropdowns"], "referral-workbook-dropdowns.png", resolution=110, crop=(35, 40, 770, 240))
-        if "plan" in pdf:
-            png(pdf["plan"], "plan-page-1.png")
+        pictures = [
+            (pdf["letter"], "letter-page-1.png", {}),
+            (pdf["plan-template"], "plan-template-page-1.png", {}),
+            (pdf["issues"], "validation-report-issues.png", {"resolution": 110, "crop": (40, 30, 780, 290)}),
+            (pdf["rows"], "validation-report-rows.png", {"resolution": 110, "crop": (40, 50, 745, 233)}),
+            (pdf["tracker"], "review-tracker.png", {"resolution": 110, "crop": (40, 30, 740, 110)}),
+            (pdf["dropdowns"], "referral-workbook-dropdowns.png", {"resolution": 110, "crop": (35, 40, 770, 240)}),
+            (pdf["register"], "term-register.png", {"resolution": 150, "crop": (25, 28, 790, 95)}),
+            (pdf["plan"], "plan-page-1.png", {}),
+        ]
+        for source, name, options in pictures:
+            if not only or name in only:
+                png(source, name, **options)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ tool does not know, and a few deliberate mistakes so an officer can see what the
 from datetime import date
 from pathlib import Path
 
-from pipeline.examples import generate_rows, write_rows
+from pipeline.write.examples import generate_rows, write_rows
 
 OUT = Path(__file__).resolve().parent.parent / "examples" / "referrals-spring-2027.xlsx"
 AS_OF = date(2026, 11, 30)  # the README's `reintegrate run ... --as-of 2026-11-30`

@@ -6,8 +6,8 @@
 The .docx files are committed; this script is how they are regenerated. They are ordinary Word
 documents that officers open and edit in Word: A4, Arial, proper heading and table styles, a header
 and footer with the OFFICIAL-SENSITIVE protective marking, "Page X of Y" fields. Placeholders are
-Jinja2 in docxtpl's syntax (see `pipeline.render`) and use only the names of
-`pipeline.context.build_context`. The output is deterministic (fixed dates in the zip and the
+Jinja2 in docxtpl's syntax (see `pipeline.write.render`) and use only the names of
+`pipeline.write.context.build_context`. The output is deterministic (fixed dates in the zip and the
 document properties) so a regenerated template only shows as changed when its content changed.
 The packages are kept small: no thumbnail, fonts or images, and only the styles the documents use.
 """

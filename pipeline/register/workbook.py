@@ -26,6 +26,7 @@ WAITING_WIDTHS = (32, 7, 14, 30, 34)
 OVERDUE_FILL = "#F8CBAD"  # as the review tracker marks an overdue review
 NOT_SENT_FILL = "#FFE699"
 _PLAN_SENT = HEADINGS.index("Plan sent")
+_COUNTS = {HEADINGS.index(h): {"align": "center"} for h in ("Reviews held", "Reviews missed", "Reviews overdue")}
 
 
 def register_row(referral) -> tuple:
@@ -66,7 +67,7 @@ def _sheet(wb, fmt: Formats, name: str, headings, widths, rows: int):
 def _register_sheet(wb, fmt: Formats, view: TermView) -> None:
     ws = _sheet(wb, fmt, SHEET, HEADINGS, WIDTHS, len(view.referrals))
     for r, referral in enumerate(view.referrals, start=1):
-        ws.add_row(r, register_row(referral), fmt, blanks=True)
+        ws.add_row(r, register_row(referral), fmt, blanks=True, props=_COUNTS)
     # highlights as conditional formats on the values written: Excel and LibreOffice show them, filters and
     # sorting keep them, and every row is written the fast way
     last = max(len(view.referrals), 1)
