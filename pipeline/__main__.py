@@ -1,3 +1,3 @@
-from pipeline.cli.main.main import run_cli
+from pipeline.cli.main import run_cli
 
 run_cli()
