@@ -12,9 +12,9 @@ from pathlib import Path
 from pipeline.core.files import atomic_path
 from pipeline.write.workbooks import Formats, new_workbook, print_setup
 from pipeline.write.xlsx_rows import RowsWorksheet
+from schemas.tracker import STATUSES
 
 SHEET = "Reviews"
-STATUSES = ("Scheduled", "Held", "Missed", "Cancelled")
 HEADINGS = ("Referral ID", "Pupil", "Receiving school", "Key worker", "Review", "Date", "Status", "Outcome",
             "Next steps")
 WIDTHS = (14, 24, 28, 32, 8, 13, 12, 45, 45)
