@@ -19,7 +19,7 @@ from pipeline.cli.main import main
 from pipeline.core.config import Config
 from pipeline.core.ledger import Ledger, now_iso
 from pipeline.register import read_term, rebuild_register
-from pipeline.register.view import DRAFT_ONLY, MAY_HAVE_BEEN_SENT, NOT_SENT, SENT, UPDATE_NOT_SENT
+from pipeline.register.view import BLOCKED, DRAFT_ONLY, MAY_HAVE_BEEN_SENT, NOT_SENT, SENT, UPDATE_NOT_SENT
 from pipeline.register.workbook import HEADINGS, WAITING_HEADINGS
 from tests.test_mail import Recorder, free_port
 from tests.test_reviews import fill, open_tracker
@@ -101,7 +101,7 @@ def test_a_term_walked_through_the_register_and_status(term):
     assert sent.exit_code == 1  # the example's HAV-00002 has a school address outside allowed_domains
     assert len(server.messages) == 15
     rows, _, _ = register(outbox)
-    assert rows.pop("HAV-00002")["Plan sent"] == NOT_SENT
+    assert rows.pop("HAV-00002")["Plan sent"] == BLOCKED
     assert {r["Plan sent"] for r in rows.values()} == {SENT}
     amy = rows["HAV-00009"]
     assert amy["Sent on"].date() == date.today() and amy["Version sent"] == "original"
@@ -133,13 +133,14 @@ def test_a_term_walked_through_the_register_and_status(term):
     assert "8 rows waiting for a fix" in lines[0]
     still_settling = int(lines[0].split(", ")[1].split()[0])
     assert still_settling < 16
-    assert lines[1] == "  Plans: 13 sent, 0 may have been sent, 3 not yet sent"
+    assert lines[1] == "  Plans: 13 sent, 0 may have been sent, 0 drafted but not sent, 1 blocked, 2 not yet sent"
     assert lines[2].startswith("  Reviews: 1 held, 1 missed, ")
     assert "  Overdue reviews (hold or rearrange them, then record them in the tracker):" in lines
-    assert f"    3 from run {second_run}: reintegrate send outbox/{second_run}" in lines
+    assert f"    2 not yet sent: reintegrate send outbox/{second_run}" in lines
+    assert f"    1 blocked (address not allowed): correct it, then reintegrate send outbox/{second_run}" in lines
     assert "    referrals-spring-2027.xlsx row 12 (HAV-00008): 3.8" in lines
     assert lines[-1].startswith("Done: 16 referrals, ")
-    assert all(len(line) <= 100 for line in lines)
+    assert all(len(line) <= 110 for line in lines)
 
     # 6. the register on that day: what Excel highlights, and how it prints
     rows, waiting, wb = register(outbox)
@@ -152,7 +153,8 @@ def test_a_term_walked_through_the_register_and_status(term):
     sent_col = openpyxl.utils.get_column_letter(HEADINGS.index("Plan sent") + 1)
     assert rules[f"A2:Q17"] == [f"${overdue_col}2>0"]
     assert rules[f"{sent_col}2:{sent_col}17"] == [
-        f'OR(${sent_col}2="{NOT_SENT}",${sent_col}2="{UPDATE_NOT_SENT}",${sent_col}2="{DRAFT_ONLY}")']
+        f'OR(${sent_col}2="{NOT_SENT}",${sent_col}2="{UPDATE_NOT_SENT}",${sent_col}2="{DRAFT_ONLY}",'
+        f'${sent_col}2="{BLOCKED}")']
     red = {rid for rid, r in rows.items() if r["Reviews overdue"] > 0}
     assert "HAV-00012" in red and "HAV-00009" in red  # by March its later reviews have passed unrecorded
     assert rows["HAV-00009"]["Settling-in ends"] is not None
@@ -246,3 +248,30 @@ def test_rebuild_writes_the_same_register_from_the_same_ledger(term):
     first = register(folder / "outbox")[:2]
     assert rebuild_register(config, date(2026, 11, 30)) == folder / "outbox" / "term-register.xlsx"
     assert register(folder / "outbox")[:2] == first
+
+
+def test_a_rerun_after_reviews_keeps_what_was_recorded_and_status_works_from_any_folder(term, tmp_path_factory,
+                                                                                        monkeypatch):
+    folder, _ = term
+    outbox = folder / "outbox"
+    workbook = folder / EXAMPLE.name
+    assert cli("run", workbook, "--as-of", RUN_DAY).exit_code == 1
+    (first_run,) = [p for p in outbox.iterdir() if p.is_dir()]
+    wb, ws = open_tracker(first_run / "review-tracker.xlsx")
+    fill(ws, "HAV-00009", 1, status="Held")
+    fill(ws, "HAV-00012", 1, status="Missed")
+    wb.save(first_run / "review-tracker.xlsx")
+    assert cli("reviews", first_run / "review-tracker.xlsx", "--as-of", "2027-01-05").exit_code == 1
+    # a fix to another row and a new run: its tracker is blank, but what the first one recorded still holds
+    fix_row(workbook, "HAV-00019", "Buddy", "Jordan Lee")
+    assert cli("run", workbook, "--as-of", RUN_DAY).exit_code == 1
+    assert cli("reviews", "outbox", "--as-of", "2027-01-06").exit_code == 1  # the new run's blank tracker
+    rows, _, _ = register(outbox)
+    assert (rows["HAV-00009"]["Reviews held"], rows["HAV-00012"]["Reviews missed"]) == (1, 1)
+    assert rows["HAV-00019"]["Run folder"] != first_run.name
+    # a scheduled task starts elsewhere: the same answers, the same register
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    monkeypatch.chdir(elsewhere)
+    status = cli("status", "--outbox", outbox, "--as-of", "2027-01-06")
+    assert status.stdout.splitlines()[2].startswith("  Reviews: 1 held, 1 missed, ")
+    assert register(outbox)[0] == rows

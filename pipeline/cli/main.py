@@ -27,7 +27,7 @@ from pipeline.core import files
 from pipeline.core.config import load_config
 from pipeline.core.errors import (ConfigError, ExitCode, InputError, MissingPassword, ReintegrateError,
                                   TemplateError)
-from pipeline.core.printable import printable
+from pipeline.core.printable import printable, quoted
 
 LIBREOFFICE_URL = "https://www.libreoffice.org/download/"
 
@@ -102,9 +102,7 @@ def _update_register(config, as_of, out: Output) -> None:
         out.info(f"Term register, every referral of the term: {_shown(path)}")
 
 
-def _quote(path) -> str:
-    text = str(path)
-    return f'"{text}"' if (" " in text or not text) else text
+_quote = quoted
 
 
 def _shown(path: Path) -> str:
@@ -508,8 +506,8 @@ def send(run_dir, dry_run, resend, config_path, quiet, verbose):
     run_dir = _run_folder(run_dir, out)
     try:
         code = send_after_run(run_dir, config, dry_run=dry_run, resend=resend, out=out)
-        if not dry_run:
-            _update_register(config, None, out)
+        if not dry_run:  # beside the ledger send wrote to: the run folder's own outbox
+            _update_register(replace(config, outbox=run_dir.parent), None, out)
     except ConfigError as exc:
         _fail(out, str(exc), _config_hint(config_path, exc))
     except TemplateError as exc:
@@ -677,7 +675,7 @@ def reviews(tracker, outbox, as_of, config_path, quiet, verbose):
     if report.exit_code:
         out.next_step(f"Hold or rearrange the overdue reviews and record them in {_quote(tracker)} (Status Held, "
                       "with the outcome), correct any row listed as an error, save it, and run reviews again.")
-    _update_register(config, as_of, out)
+    _update_register(replace(config, outbox=report.run_dir.parent), as_of, out)
     click.echo(entries[0][1])
     sys.exit(report.exit_code)
 
@@ -777,8 +775,8 @@ def status(outbox, as_of, config_path, quiet, verbose):
     *_, problem = update_register(config, as_of, view)
     for line in counts(view):
         out.info(line)
-    for line in to_do(view, _shown(config.outbox)):
-        (out.problem if view.overdue and line.startswith("  Overdue") else out.info)(line)
+    for kind, line in to_do(view, _shown(config.outbox)):
+        (out.problem if kind == "problem" else out.info)(line)
     if problem:
         out.problem(f"Warning: {problem}")
     click.echo(printable(f"Done: {len(view.referrals)} referrals, {len(view.overdue)} with a review overdue. "

@@ -21,3 +21,9 @@ def printable(text: str) -> str:
 def _escape(ch: str) -> str:
     code = ord(ch)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def quoted(path) -> str:
+    """A path as the officer would type it after a command: in double quotes when it has a space (or is empty)."""
+    text = str(path)
+    return f'"{text}"' if (" " in text or not text) else text

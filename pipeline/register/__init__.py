@@ -36,7 +36,7 @@ def read_term(config: Config, as_of: date | None = None) -> TermView | None:
     except ConfigError:
         calendar = None  # only needed for runs recorded before the ledger kept the 3.9 date
     with Ledger(config.ledger_path) as ledger:
-        return term_view(ledger, as_of or date.today(), calendar)
+        return term_view(ledger, as_of or date.today(), calendar, Path(config.outbox))
 
 
 def rebuild_register(config: Config, as_of: date | None = None, view: TermView | None = None) -> Path | None:

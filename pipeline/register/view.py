@@ -24,15 +24,17 @@ from pipeline.core.errors import CalendarError
 from pipeline.core.ledger import Ledger
 from pipeline.write.plan_record import newest_versions, review_date_of
 from schemas.manifest import load_manifest
+from schemas.model import referral_key
 from schemas.tracker import HELD, MISSED, SCHEDULED
 
-# what the register says of a referral's plan, worst first (status's to-do list takes the first two)
+# what the register says of a referral's plan
 NOT_SENT = "Not yet sent"
 UPDATE_NOT_SENT = "Update not yet sent"
 DRAFT_ONLY = "Draft only (not sent)"
+BLOCKED = "Blocked (address not allowed)"
 MAY_HAVE_BEEN_SENT = "May have been sent"
 SENT = "Sent"
-NEEDS_SENDING = (NOT_SENT, UPDATE_NOT_SENT, DRAFT_ONLY)
+NEEDS_SENDING = (NOT_SENT, UPDATE_NOT_SENT, DRAFT_ONLY, BLOCKED)
 WEEK = timedelta(days=6)  # "this week": the as-of day and the six after it
 
 
@@ -41,7 +43,7 @@ class Sent:
     """The newest send (or draft) of a referral's plan."""
 
     on: date
-    status: str  # "sent", "uncertain" (may have been sent), "drafted"
+    status: str  # "sent", "uncertain" (may have been sent), "drafted", "blocked" (never sent: not allowed)
     version: str  # "original", or "reviewed 2027-01-20"
     domain: str  # the receiving school's address domain
     run_id: str
@@ -93,9 +95,9 @@ class Referral:
     def plan_sent(self) -> str:
         if self.sent is None:
             return NOT_SENT
-        if not self.sent.current:
+        if not self.sent.current and self.sent.status != "blocked":
             return UPDATE_NOT_SENT
-        return {"sent": SENT, "uncertain": MAY_HAVE_BEEN_SENT}.get(self.sent.status, DRAFT_ONLY)
+        return {"sent": SENT, "uncertain": MAY_HAVE_BEEN_SENT, "blocked": BLOCKED}.get(self.sent.status, DRAFT_ONLY)
 
     @property
     def needs_sending(self) -> bool:
@@ -137,18 +139,18 @@ class TermView:
         return [r for r in self.referrals if r.settling_in_end is None or r.settling_in_end >= self.as_of]
 
 
-def term_view(ledger: Ledger, as_of: date, calendar: SchoolCalendar | None = None) -> TermView:
-    """The term on `as_of`, from the ledger."""
+def term_view(ledger: Ledger, as_of: date, calendar: SchoolCalendar | None = None,
+              outbox: Path | None = None) -> TermView:
+    """The term on `as_of`, from the ledger; `outbox` (default: the ledger's folder) holds the run folders."""
     db = ledger.db
-    latest = _latest_versions(db)
+    latest = _latest_versions(db, RunFolders(outbox or ledger.path.parent))
     _fill_from_manifests(latest, calendar)
     recorded = _review_records(db)
     sends = _latest_sends(db)
     versions = _plan_versions(latest)
     referrals = []
     for key, row in sorted(latest.items(), key=lambda kv: (kv[1]["planned_return"], kv[0])):
-        mine = recorded.get(key, {})
-        reviews = _reviews_of(row, mine.get(row["run_id"]) or _newest(mine), as_of)
+        reviews = _reviews_of(row, recorded.get(key, {}), as_of)
         version = versions.get(row["run_dir"], {}).get(_stem(row["plan"]))
         version = f"reviewed {review_date_of(Path(version))}" if version else "original"
         referrals.append(Referral(
@@ -175,7 +177,25 @@ _REFERRAL_COLUMNS = ("run_id", "referral_id", "referral_key", "planned_return", 
                      "route", "reviews", "settling_in_end", "protected_until", "substance")
 
 
-def _latest_versions(db) -> dict[str, dict]:
+class RunFolders:
+    """Where a run folder is now: the ledger records it as the command was given it (`outbox/<run id>`,
+    relative to the folder the officer worked in), and a scheduled `status` starts somewhere else. Run folders
+    live in the outbox, so a relative one is looked for there first."""
+
+    def __init__(self, outbox: Path):
+        self.outbox = Path(outbox)
+        self._found: dict[str, str] = {}
+
+    def __call__(self, recorded: str) -> str:
+        found = self._found.get(recorded)
+        if found is None:
+            path = Path(recorded)
+            beside = self.outbox / path.name
+            found = self._found[recorded] = str(path if path.is_absolute() or not beside.is_dir() else beside)
+        return found
+
+
+def _latest_versions(db, run_folder: RunFolders) -> dict[str, dict]:
     """The newest `run` that accepted each referral (run ids sort by time), by Referral ID key."""
     have = {row[1] for row in db.execute("PRAGMA table_info(referrals)")}
     columns = ", ".join(f"referrals.{c}" if c in have else f"NULL AS {c}" for c in _REFERRAL_COLUMNS)
@@ -184,7 +204,8 @@ def _latest_versions(db) -> dict[str, dict]:
     latest = {}
     for values in rows:
         row = dict(zip((*_REFERRAL_COLUMNS, "run_dir"), values))
-        latest[row["referral_key"] or row["referral_id"].strip().casefold()] = row
+        row["run_dir"] = run_folder(row["run_dir"])
+        latest[row["referral_key"] or referral_key(row["referral_id"])] = row
     return latest
 
 
@@ -199,9 +220,9 @@ def _fill_from_manifests(latest: dict[str, dict], calendar: SchoolCalendar | Non
             manifest = load_manifest(json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8")))
         except (OSError, ValueError, ValidationError):
             continue  # the row still shows what the ledger has
-        pupils = {e["referral_id"].strip().casefold(): e for e in manifest["referrals"] if e["referral"]}
+        pupils = {referral_key(e["referral_id"]): e for e in manifest["referrals"] if e["referral"]}
         for row in rows:
-            entry = pupils.get(row["referral_id"].strip().casefold())
+            entry = pupils.get(referral_key(row["referral_id"]))
             if entry is None:
                 continue
             referral = entry["referral"]
@@ -218,39 +239,48 @@ def _fill_from_manifests(latest: dict[str, dict], calendar: SchoolCalendar | Non
 
 
 def _review_records(db) -> dict[str, dict[str, list[tuple]]]:
-    """Recorded reviews by Referral ID key, then by run."""
+    """Recorded reviews by Referral ID key, then by run: (number, scheduled, date, status, recorded at)."""
     found: dict[str, dict[str, list[tuple]]] = {}
-    for run_id, key, number, when, status, at in db.execute(
-            "SELECT run_id, referral_key, number, date, status, recorded_at FROM review_records"
+    for run_id, key, number, scheduled, when, status, at in db.execute(
+            "SELECT run_id, referral_key, number, scheduled, date, status, recorded_at FROM review_records"
             " ORDER BY date, number"):
-        found.setdefault(key, {}).setdefault(run_id, []).append((number, date.fromisoformat(when), status, at))
+        found.setdefault(key, {}).setdefault(run_id, []).append(
+            (number, _day(scheduled), date.fromisoformat(when), status, at))
     return found
 
 
-def _newest(by_run: dict[str, list[tuple]]) -> list[tuple] | None:
-    """The reviews recorded for this referral under any run, the most recently recorded: reviews held under an
-    earlier version of the referral are still held."""
-    return max(by_run.values(), key=lambda records: max(r[3] for r in records)) if by_run else None
-
-
-def _reviews_of(row: dict, records: list[tuple] | None, as_of: date) -> tuple[ReviewDue, ...]:
-    if records:
-        reviews = [(number, when, status) for number, when, status, _ in records]
-    else:
-        reviews = [(n, date.fromisoformat(d), SCHEDULED)
-                   for n, d in enumerate((row["reviews"] or "").split(","), start=1) if d]
+def _reviews_of(row: dict, by_run: dict[str, list[tuple]], as_of: date) -> tuple[ReviewDue, ...]:
+    """The latest version's schedule, with what any `reviews` recorded for this referral laid over it: a review
+    held under an earlier version of the referral (its tracker) is still held, matched by its scheduled day.
+    Where two trackers say different things of one review, the later `reviews` wins; a blank (Scheduled)
+    never hides a recorded one."""
+    schedule = {date.fromisoformat(d): [n, date.fromisoformat(d), SCHEDULED]
+                for n, d in enumerate((row["reviews"] or "").split(","), start=1) if d}
+    extras: dict[tuple, list] = {}
+    records = sorted((r for records in by_run.values() for r in records), key=lambda r: r[4])
+    for number, scheduled, when, status, _ in records:
+        if number is None or scheduled is None:
+            extras[(when, status)] = [None, when, status]
+        elif scheduled in schedule:
+            review = schedule[scheduled]
+            if status != SCHEDULED:
+                review[1:] = [when, status]
+            elif review[2] == SCHEDULED:
+                review[1] = when  # moved to another day, nothing recorded yet
+    reviews = sorted([*schedule.values(), *extras.values()], key=lambda r: (r[1], r[0] or 99))
     flags = overdue_flags([(when, status) for _, when, status in reviews], as_of)
     return tuple(ReviewDue(number, when, status, flag) for (number, when, status), flag in zip(reviews, flags))
 
 
 def _latest_sends(db) -> dict[str, list[tuple]]:
-    """Each referral's sends and drafts that reached (or may have reached) the school, newest first."""
+    """Each referral's sends and drafts that reached (or may have reached) the school, and the sends refused
+    for an address outside allowed_domains, newest first."""
     have = {row[1] for row in db.execute("PRAGMA table_info(sends)")}
     plan = "plan" if "plan" in have else "NULL"
     found: dict[str, list[tuple]] = {}
     for key, *rest in db.execute(
             f"SELECT referral_key, run_id, status, at, substance, recipients, {plan} FROM sends"
-            " WHERE status IN ('sent', 'uncertain', 'drafted') ORDER BY id DESC"):
+            " WHERE status IN ('sent', 'uncertain', 'drafted', 'blocked') ORDER BY id DESC"):
         found.setdefault(key, []).append(tuple(rest))
     return found
 
@@ -261,7 +291,10 @@ def _sent(history: list[tuple] | None, row: dict, latest_version: str) -> Sent |
     and the plan's newest version (a reviewed plan written since is an update to send)."""
     if not history:
         return None
-    delivered = [h for h in history if h[1] != "drafted"] or history
+    # what reached the school counts first, then a draft, then a refusal (once something went, a later
+    # refusal of a re-send does not undo it)
+    delivered = ([h for h in history if h[1] in ("sent", "uncertain")] or [h for h in history if h[1] == "drafted"]
+                 or history)
     run_id, status, at, substance, recipients, plan = delivered[0]
     current = run_id == row["run_id"] or (substance is not None and substance == row["substance"])
     reviewed = review_date_of(Path(plan)) if plan else None

@@ -9,8 +9,9 @@ What a tracker row means (documented for officers in docs/reviews.md):
   if its date is the scheduled date of a review whose row is missing, it is taken as that review (warning);
 * a scheduled review with no row (the officer deleted it) is simply not recorded: it counts as not held (warning);
 * overdue: dated before the as-of date and still ``Scheduled`` (nothing recorded), or ``Missed`` with no
-  review held after it. ``Held`` and ``Cancelled`` reviews are never overdue (the tracker's red highlight
-  follows the same statuses);
+  review held after it (`pipeline.check.reviews_due`, which the term register uses too). ``Held`` and
+  ``Cancelled`` reviews are never overdue; the tracker's red highlight, worked out by Excel as it opens the
+  file, marks a review dated before today unless it is Held or Cancelled (a Missed one stays red);
 * settling-in shortfall: the settling-in period (from the planned return, `Settling-in period (weeks)` long,
   and at least until the last scheduled review) is over on the as-of date and fewer reviews were held than
   were scheduled (extra reviews held count);
@@ -25,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from pipeline.check.reviews_due import overdue_flags
 from pipeline.core.errors import ERROR, WARNING, Issue
 from pipeline.reviews.errors import TrackerMismatchError
 from pipeline.reviews.run_folder import Entry, Run
@@ -307,8 +309,5 @@ def _check_reviews(tracker: Tracker, entry: Entry, rows: list[TrackerRow], revie
             row.issues.append(tracker.issue(row, WARNING, "review", "date",
                                             f"{r.label} of {entry.referral_id} is marked {r.status} but dated "
                                             f"{long_date(r.date)}, after {long_date(as_of)}: check the date"))
-        if r.date < as_of:
-            if r.status == SCHEDULED:
-                r.overdue = True
-            elif r.status == MISSED:  # still owed until a later review has been held
-                r.overdue = not any(h.status == HELD and h.date > r.date for h in reviews)
+    for r, overdue in zip(reviews, overdue_flags([(r.date, r.status) for r in reviews], as_of)):
+        r.overdue = overdue

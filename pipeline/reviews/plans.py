@@ -29,7 +29,7 @@ def _record(pupil: PupilReviews, as_of: date) -> list[dict]:
     for r in pupil.reviews:
         status = r.status
         if status == SCHEDULED:
-            status = "Scheduled" if r.date >= as_of else "Not recorded"
+            status = SCHEDULED if r.date >= as_of else "Not recorded"
         rows.append({"number": str(r.number) if r.number is not None else "Extra", "date": r.date,
                      "status": status, "outcome": r.outcome or "", "next_steps": r.next_steps or ""})
     return rows

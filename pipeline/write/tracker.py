@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline.core.files import atomic_path
 from pipeline.write.workbooks import Formats, new_workbook, print_setup
 from pipeline.write.xlsx_rows import RowsWorksheet
-from schemas.tracker import STATUSES
+from schemas.tracker import CANCELLED, HELD, SCHEDULED, STATUSES
 
 SHEET = "Reviews"
 HEADINGS = ("Referral ID", "Pupil", "Receiving school", "Key worker", "Review", "Date", "Status", "Outcome",
@@ -24,7 +24,7 @@ OVERDUE_FILL = "#F8CBAD"
 
 def tracker_rows(referral, reviews: list[date]) -> list[tuple]:
     pupil = f"{referral.greeting_name} {referral.legal_surname}"
-    return [(referral.referral_id, pupil, referral.receiving_school, referral.key_worker, n, when, "Scheduled", None, None)
+    return [(referral.referral_id, pupil, referral.receiving_school, referral.key_worker, n, when, SCHEDULED, None, None)
             for n, when in enumerate(reviews, start=1)]
 
 
@@ -55,14 +55,15 @@ def write_tracker(path: Path, rows: list[tuple], *, run_id: str) -> None:
         # room below the last review for rows an officer adds
         ws.data_validation(1, status_col, last + 500, status_col, {
             "validate": "list", "source": list(STATUSES), "error_type": "warning",
-            "error_title": "Review status", "error_message": "Choose Scheduled, Held, Missed or Cancelled.",
+            "error_title": "Review status", "error_message": f"Choose {', '.join(STATUSES[:-1])} or {STATUSES[-1]}.",
         })
         # overdue: the date has passed and the review is not Held or Cancelled, judged on the day it is opened
         d = chr(ord("A") + date_col)
         s = chr(ord("A") + status_col)
         ws.conditional_format(1, 0, last + 500, len(HEADINGS) - 1, {
             "type": "formula",
-            "criteria": f'=AND(${d}2<>"",${d}2<TODAY(),LOWER(TRIM(${s}2))<>"held",LOWER(TRIM(${s}2))<>"cancelled")',
+            "criteria": f'=AND(${d}2<>"",${d}2<TODAY(),LOWER(TRIM(${s}2))<>"{HELD.lower()}",'
+                        f'LOWER(TRIM(${s}2))<>"{CANCELLED.lower()}")',
             "format": wb.add_format({"bg_color": OVERDUE_FILL}),
         })
         wb.close()
