@@ -9,7 +9,8 @@
 
 The pupil's data is loaded back into a `Referral` by the types its dataclass declares, so nothing is guessed
 from a value's look. `run` writes it with `entry_record`/`dump_manifest` (what the schema's dump gives, made
-directly for speed); every reader loads it with `load_manifest`. Unknown keys are kept out (a manifest from a newer version still reads); a manifest from
+directly for speed); `reviews` and the term register load it with `load_manifest`; `send` takes each entry as
+written (`pipeline.deliver.manifest` says why). Unknown keys are kept out (a manifest from a newer version still reads); a manifest from
 an older version without the SHA-256 keys or the pupil data reads with those missing (None).
 """
 

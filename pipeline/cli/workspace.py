@@ -152,6 +152,10 @@ WHAT IS HERE
 6. RECORD THE REVIEWS in outbox/<run id>/review-tracker.xlsx, then
      reintegrate reviews outbox
 
+7. SEE THE WHOLE TERM: outbox/term-register.xlsx (one row per referral,
+   kept up to date by every command), or on the screen:
+     reintegrate status
+
 After editing a template in Word:   reintegrate check-templates
 Exit codes (for scripts): 0 all fine; 1 something to act on (rows rejected,
 reviews overdue, mail not sent); 2 a file or setting could not be used.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.check.rules import rule_title
 from pipeline.core.files import atomic_path
 from pipeline.register.view import NEEDS_SENDING, TermView
 from pipeline.write.workbooks import Formats, new_workbook, print_setup
@@ -21,8 +22,8 @@ HEADINGS = ("Referral ID", "Pupil", "Receiving school", "Route", "Planned return
             "Reviews held", "Reviews missed", "Reviews overdue", "Plan sent", "Sent on", "Version sent", "Sent to",
             "Latest plan", "3.9 protection ends", "Run folder")
 WIDTHS = (14, 24, 28, 22, 13, 13, 13, 9, 9, 9, 20, 12, 20, 22, 20, 13, 34)
-WAITING_HEADINGS = ("Input file", "Row", "Referral ID", "Rejected by rules", "Run folder")
-WAITING_WIDTHS = (32, 7, 14, 30, 34)
+WAITING_HEADINGS = ("Input file", "Row", "Referral ID", "Rejected by rules", "What the rules ask", "Run folder")
+WAITING_WIDTHS = (32, 7, 14, 16, 60, 34)
 OVERDUE_FILL = "#F8CBAD"  # as the review tracker marks an overdue review
 NOT_SENT_FILL = "#FFE699"
 _PLAN_SENT = HEADINGS.index("Plan sent")
@@ -89,4 +90,6 @@ def _letter(col: int) -> str:
 def _waiting_sheet(wb, fmt: Formats, view: TermView) -> None:
     ws = _sheet(wb, fmt, WAITING_SHEET, WAITING_HEADINGS, WAITING_WIDTHS, len(view.waiting))
     for r, item in enumerate(view.waiting, start=1):
-        ws.add_row(r, (item.input_name, item.row, item.referral_id, item.rules, item.run_folder), fmt, blanks=True)
+        asks = "; ".join(rule_title(rule) or rule for rule in item.rules.split(", ") if rule)
+        ws.add_row(r, (item.input_name, item.row, item.referral_id, item.rules, asks, item.run_folder), fmt,
+                   blanks=True)
