@@ -155,6 +155,8 @@ def test_a_term_walked_through_the_register_and_status(term):
     assert rules[f"{sent_col}2:{sent_col}17"] == [
         f'OR(${sent_col}2="{NOT_SENT}",${sent_col}2="{UPDATE_NOT_SENT}",${sent_col}2="{DRAFT_ONLY}",'
         f'${sent_col}2="{BLOCKED}")']
+    priority = {str(cf.sqref): cf.rules[0].priority for cf in ws.conditional_formatting}
+    assert priority[f"{sent_col}2:{sent_col}17"] < priority["A2:Q17"]  # amber shows in a red row too
     red = {rid for rid, r in rows.items() if r["Reviews overdue"] > 0}
     assert "HAV-00012" in red and "HAV-00009" in red  # by March its later reviews have passed unrecorded
     assert rows["HAV-00009"]["Settling-in ends"] is not None

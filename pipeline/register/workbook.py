@@ -21,7 +21,7 @@ SHEET, WAITING_SHEET = "Register", "Waiting for a fix"
 HEADINGS = ("Referral ID", "Pupil", "Receiving school", "Route", "Planned return", "Settling-in ends", "Next review",
             "Reviews held", "Reviews missed", "Reviews overdue", "Plan sent", "Sent on", "Version sent", "Sent to",
             "Latest plan", "3.9 protection ends", "Run folder")
-WIDTHS = (14, 24, 28, 22, 13, 13, 13, 9, 9, 9, 20, 12, 20, 22, 20, 13, 34)
+WIDTHS = (14, 24, 28, 22, 13, 13, 13, 9, 9, 9, 28, 12, 20, 24, 20, 13, 34)
 WAITING_HEADINGS = ("Input file", "Row", "Referral ID", "Rejected by rules", "What the rules ask", "Run folder")
 WAITING_WIDTHS = (32, 7, 14, 16, 60, 34)
 OVERDUE_FILL = "#F8CBAD"  # as the review tracker marks an overdue review
@@ -32,10 +32,11 @@ _COUNTS = {HEADINGS.index(h): {"align": "center"} for h in ("Reviews held", "Rev
 
 def register_row(referral) -> tuple:
     sent = referral.sent
+    went = sent if sent and sent.status != "blocked" else None  # a refused send has no day or version, only its domain
     nxt = referral.next_review
     return (referral.referral_id, referral.pupil, referral.receiving_school, referral.route, referral.planned_return,
             referral.settling_in_end, nxt.date if nxt else None, referral.held, referral.missed,
-            len(referral.overdue), referral.plan_sent, sent.on if sent else None, sent.version if sent else None,
+            len(referral.overdue), referral.plan_sent, went.on if went else None, went.version if went else None,
             sent.domain if sent else None, referral.latest_version, referral.protected_until, referral.run_folder)
 
 
@@ -72,13 +73,14 @@ def _register_sheet(wb, fmt: Formats, view: TermView) -> None:
     # highlights as conditional formats on the values written: Excel and LibreOffice show them, filters and
     # sorting keep them, and every row is written the fast way
     last = max(len(view.referrals), 1)
+    sent = _letter(_PLAN_SENT)
+    waiting = ",".join(f'${sent}2="{label}"' for label in NEEDS_SENDING)
+    # the amber cell first: a rule added earlier wins where both apply, so a plan not sent shows in a red row too
+    ws.conditional_format(1, _PLAN_SENT, last, _PLAN_SENT, {
+        "type": "formula", "criteria": f"=OR({waiting})", "format": wb.add_format({"bg_color": NOT_SENT_FILL})})
     overdue = _letter(HEADINGS.index("Reviews overdue"))
     ws.conditional_format(1, 0, last, len(HEADINGS) - 1, {
         "type": "formula", "criteria": f"=${overdue}2>0", "format": wb.add_format({"bg_color": OVERDUE_FILL})})
-    sent = _letter(_PLAN_SENT)
-    waiting = ",".join(f'${sent}2="{label}"' for label in NEEDS_SENDING)
-    ws.conditional_format(1, _PLAN_SENT, last, _PLAN_SENT, {
-        "type": "formula", "criteria": f"=OR({waiting})", "format": wb.add_format({"bg_color": NOT_SENT_FILL})})
     ws.set_footer(f"&L&8As of {view.as_of:%d/%m/%Y}: red, a review overdue; amber, the plan not yet sent"
                   "&C&8&\"-,Bold\"OFFICIAL-SENSITIVE&R&8Page &P of &N")
 
