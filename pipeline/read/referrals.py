@@ -20,7 +20,7 @@ from openpyxl.utils.datetime import CALENDAR_MAC_1904
 
 from pipeline.core.errors import WARNING, InputError, Issue
 from pipeline.read.calamine import calamine_sheets
-from pipeline.read.damage import DamagedWorkbook, damage_reason
+from pipeline.read.damage import told_as_damaged
 from pipeline.read.delimited import csv_encoding, csv_rows
 from pipeline.read.headings import (HEADING_SEARCH_ROWS, HeadingFinder, HeadingRow, SheetRows, missing_headings,
                                     refuse_repeated_headings)
@@ -105,16 +105,10 @@ def read_referrals(path: str | Path) -> Sheet:
     notes: dict[str, SheetNotes] = {}
     sheets, workbook, file_issues = _open_sheets(path, kind, notes)
     try:
-        return _read_sheet(path, sheets, file_issues, notes, is_csv=kind == "csv",
-                           date1904=getattr(workbook, "epoch", None) == CALENDAR_MAC_1904)
-    except InputError:
-        raise
-    except DamagedWorkbook as exc:
-        raise InputError(path, f"the workbook is damaged: {exc}") from None
-    except (MemoryError, RecursionError):
-        raise InputError(path, "the file is too large or too deeply nested to read; it is not a normal referral workbook") from None
-    except Exception as exc:  # zipfile, zlib and lxml raise many types for damaged files
-        raise InputError(path, f"the workbook is damaged and cannot be read ({damage_reason(exc)})") from None
+        with told_as_damaged(path, too_big="the file is too large or too deeply nested to read; it is not a normal "
+                                           "referral workbook"):
+            return _read_sheet(path, sheets, file_issues, notes, is_csv=kind == "csv",
+                               date1904=getattr(workbook, "epoch", None) == CALENDAR_MAC_1904)
     finally:
         for _, rows in sheets:
             close = getattr(rows, "close", None)

@@ -26,7 +26,7 @@ from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900
 from pipeline.core.errors import InputError
 from pipeline.read.cells import Tags, cell_value, column_of, rich_text
 from pipeline.read.celltext import unescape
-from pipeline.read.damage import DamagedWorkbook, damage_reason
+from pipeline.read.damage import DamagedWorkbook, told_as_damaged
 from pipeline.read.limits import (MAX_CELL_CHARS, MAX_COLUMNS, MAX_PART_BYTES, MAX_SHEET_ROW, MAX_SHEET_XML_BYTES,
                                   MAX_STRINGS_XML_BYTES, shown_size)
 from pipeline.read.notes import SheetNotes
@@ -236,14 +236,8 @@ def _row_values(row, number: int, wb: XlsxWorkbook, tags: Tags, notes: SheetNote
 def xlsx_sheets(path: Path, notes: dict[str, SheetNotes]):
     """(sheets, workbook): sheets as [(name, row iterator)], never touching macros or unneeded parts. Each
     sheet's notes go in `notes[name]`, so a formula on a cover sheet is never blamed on the referrals."""
-    try:
+    with told_as_damaged(path, "opened"):
         wb = XlsxWorkbook.open_file(path)
-    except InputError:
-        raise
-    except DamagedWorkbook as exc:
-        raise InputError(path, f"the workbook is damaged: {exc}") from None
-    except Exception as exc:  # zipfile, zlib and lxml raise many types for damaged files
-        raise InputError(path, f"the workbook is damaged and cannot be opened ({damage_reason(exc)})") from None
     return [(name, sheet_rows(wb, member, notes.setdefault(name, SheetNotes()))) for name, member in wb.sheets], wb
 
 

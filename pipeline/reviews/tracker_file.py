@@ -109,20 +109,15 @@ def read_tracker(path: str | Path) -> Tracker:
     (`pipeline.read.xlsx`), with its bounds and refusals: a zip bomb, a DOCTYPE, a malformed sheet are one
     sentence, never more."""
     from pipeline.read import xlsx
-    from pipeline.read.damage import DamagedWorkbook, damage_reason
+    from pipeline.read.damage import told_as_damaged
 
     path = Path(path)
     _check_file(path)
     sheets, wb = xlsx.workbook_sheets(path)
     try:
-        run_id = xlsx.custom_property(wb, RUN_ID_PROPERTY)
-        return _read_sheet(path, [(name, SheetRows(rows)) for name, rows in sheets], run_id)
-    except InputError:
-        raise
-    except DamagedWorkbook as exc:
-        raise InputError(path, f"the workbook is damaged: {exc}") from None
-    except Exception as exc:  # zipfile, zlib and lxml raise many types for damaged files
-        raise InputError(path, f"the workbook is damaged and cannot be read ({damage_reason(exc)})") from None
+        with told_as_damaged(path):
+            run_id = xlsx.custom_property(wb, RUN_ID_PROPERTY)
+            return _read_sheet(path, [(name, SheetRows(rows)) for name, rows in sheets], run_id)
     finally:
         for _, rows in sheets:
             rows.close()
