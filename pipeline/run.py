@@ -166,7 +166,7 @@ def _register_facts(referral, reviews, written, entry: dict, calendar: SchoolCal
         protected_until = None
     return {"referral_id": referral.referral_id, "upn": referral.upn, "planned_return": referral.planned_return_date,
             "plan": written.plan, "letter": written.letter,
-            "pupil": f"{referral.greeting_name} {referral.legal_surname}",  # as the review tracker names them
+            "pupil": referral.shown_name,
             "receiving_school": referral.receiving_school, "route": referral.reintegration_reason,
             "reviews": reviews, "protected_until": protected_until, "substance": substance_of(entry),
             "settling_in_end": settling_in_end(referral.planned_return_date, referral.settling_in_period_weeks, reviews)}

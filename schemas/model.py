@@ -65,6 +65,11 @@ class Referral:
         return self.preferred_name or self.legal_forename
 
     @property
+    def shown_name(self) -> str:
+        """How the review tracker and the term register name the pupil."""
+        return f"{self.greeting_name} {self.legal_surname}"
+
+    @property
     def from_ap(self) -> bool:
         """Clause 3.6 vs 3.7: which letter this pupil's placement gets. A medical provision is an alternative
         provision in the DfE's terms, so it gets the AP's invitation too."""

@@ -102,9 +102,6 @@ def _update_register(config, as_of, out: Output) -> None:
         out.info(f"Term register, every referral of the term: {_shown(path)}")
 
 
-_quote = quoted
-
-
 def _shown(path: Path) -> str:
     """A path as the officer would type it: relative to the working folder when inside it, forward slashes."""
     path = Path(path)
@@ -121,13 +118,13 @@ def _config_hint(config_path, exc: Exception | None = None) -> str:
                 "Windows: System > About > Advanced system settings > Environment Variables; docs/email.md), open "
                 "a new terminal, and run the command again.")
     where = config_path or "reintegrate.toml"
-    return (f"Correct it in {_quote(where)} (open it in Notepad: each setting is explained in its comments, "
+    return (f"Correct it in {quoted(where)} (open it in Notepad: each setting is explained in its comments, "
             "and in the guide: `reintegrate docs getting-started`), then run the command again.")
 
 
 def _template_hint(config) -> str:
     folder = config.templates() if config is not None else None
-    command = "reintegrate check-templates" + (f" {_quote(_shown(folder))}" if folder else "")
+    command = "reintegrate check-templates" + (f" {quoted(_shown(folder))}" if folder else "")
     return (f"Run `{command}` to list every problem in the templates, correct them in Word "
             "(docs/templates.md), and run again.")
 
@@ -246,19 +243,19 @@ def _report(run, result, spreadsheet, out: Output, *, documents: bool) -> None:
         out.problem(f"{prefix}no PDF copy of {failure}")
     folder = _shown(result.run_dir)
     if result.rejected:
-        out.next_step(f"Open {_quote(spreadsheet)}, fix the cells listed (they are highlighted in "
+        out.next_step(f"Open {quoted(spreadsheet)}, fix the cells listed (they are highlighted in "
                       f"{folder}/validation-report.xlsx), and run again.")
     elif result.pdf_failed:
         out.next_step("The Word documents are complete. For the missing PDF copies, run again with --pdf, or open "
                       "each document in Word and save it as PDF beside it.")
     elif not result.rows:
-        out.next_step(f"Open {_quote(spreadsheet)} in Excel, fill one row per pupil below the headings (the "
+        out.next_step(f"Open {quoted(spreadsheet)} in Excel, fill one row per pupil below the headings (the "
                       "Instructions sheet explains each column), save it, and run again.")
     elif documents and result.accepted:
         out.next_step(f"Next: check the plans in {folder}/plans/, then see who gets what with: "
-                      f"reintegrate send {_quote(folder)} --dry-run")
+                      f"reintegrate send {quoted(folder)} --dry-run")
     elif not documents and result.accepted:
-        out.next_step(f"Next: make the plans and letters with: reintegrate run {_quote(spreadsheet)}")
+        out.next_step(f"Next: make the plans and letters with: reintegrate run {quoted(spreadsheet)}")
 
 
 def _process(spreadsheets, *, as_of, config_path, outbox, documents, out: Output, workers=None, send=False,
@@ -416,7 +413,7 @@ def init(folder, quiet, verbose):
         out.info(f"  created  {path.as_posix()}{'/' if path.as_posix() in folders else ''}")
     for path in made.kept:
         out.info(f"  kept     {path.as_posix()}{'/' if path.as_posix() in folders else ''} (already there, not changed)")
-    go = "" if where == "." else f"cd {_quote(where)}, then "
+    go = "" if where == "." else f"cd {quoted(where)}, then "
     out.next_step(f"Next: {go}read HOW-TO.txt, or try: "
                   "reintegrate run examples/referrals-spring-2027.xlsx --as-of 2026-11-30")
     click.echo(f"Working folder ready: {where} ({len(made.created)} created, {len(made.kept)} kept as they were).")
@@ -440,8 +437,8 @@ def template(path, force, quiet, verbose):
     if path.exists() and not force:
         _fail(out, f"{path} already exists; choose another name or add --force to replace it")
     write_template(path)
-    out.next_step(f"Next: open {_quote(path)} in Excel, fill one row per pupil from row 2 (the Instructions sheet "
-                  f"explains each column), save it, then check it with: reintegrate validate {_quote(path)}")
+    out.next_step(f"Next: open {quoted(path)} in Excel, fill one row per pupil from row 2 (the Instructions sheet "
+                  f"explains each column), save it, then check it with: reintegrate validate {quoted(path)}")
     click.echo(f"Wrote {path}")
 
 
@@ -461,7 +458,7 @@ def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = Fal
             out.problem(report.line(what, result))
         else:
             out.info(report.line(what, result))
-    folder = _quote(_shown(Path(run_dir)))
+    folder = quoted(_shown(Path(run_dir)))
     if report.blocked:
         out.next_step("Check the addresses listed in the referral spreadsheet (or add the domain to allowed_domains "
                       f"in reintegrate.toml), then run `reintegrate send {folder}` again: nothing already sent is "
@@ -535,7 +532,7 @@ def _older_trackers_in_use(outbox: Path, chosen: Path, out: Output) -> None:
         if totals.get("held", 0) + totals.get("missed", 0) + totals.get("cancelled", 0):
             out.info(f"Note: the earlier run {run.name} has reviews recorded in its own tracker. Each run folder has "
                      "its own review-tracker.xlsx: keep recording in the one whose plans the schools have, with "
-                     f"`reintegrate reviews {_quote(_shown(run / 'review-tracker.xlsx'))}`.")
+                     f"`reintegrate reviews {quoted(_shown(run / 'review-tracker.xlsx'))}`.")
 
 
 def _run_folder(folder: Path, out: Output) -> Path:
@@ -673,7 +670,7 @@ def reviews(tracker, outbox, as_of, config_path, quiet, verbose):
     for kind, line in entries[1:]:
         (out.problem if kind == "problem" else out.info)(line)
     if report.exit_code:
-        out.next_step(f"Hold or rearrange the overdue reviews and record them in {_quote(tracker)} (Status Held, "
+        out.next_step(f"Hold or rearrange the overdue reviews and record them in {quoted(tracker)} (Status Held, "
                       "with the outcome), correct any row listed as an error, save it, and run reviews again.")
     _update_register(replace(config, outbox=report.run_dir.parent), as_of, out)
     click.echo(entries[0][1])

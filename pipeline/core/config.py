@@ -41,6 +41,10 @@ class Config:
     def ledger_path(self) -> Path:
         return self.ledger or (self.outbox / "ledger.sqlite3")
 
+    def ledger_of(self, run_dir: str | Path) -> Path:
+        """The ledger a run folder was recorded in: the configured one, else the one in the outbox holding it."""
+        return self.ledger or (Path(run_dir).resolve().parent / "ledger.sqlite3")
+
     def templates(self) -> Path | None:
         if self.templates_dir:
             return self.templates_dir

@@ -343,7 +343,7 @@ def send_with_config(run_dir: str | Path, config, *, dry_run: bool = False, rese
 
     settings = EmailSettings.from_config(config.email, env=env)
     run_dir = Path(run_dir)
-    ledger_path = config.ledger or (run_dir.resolve().parent / "ledger.sqlite3")
+    ledger_path = config.ledger_of(run_dir)
     templates = config.templates() if hasattr(config, "templates") else None
     if dry_run and not Path(ledger_path).exists():
         return send_run(run_dir, settings, None, dry_run=True, resend=resend, log=log, templates_dir=templates)

@@ -226,7 +226,7 @@ def _fill_from_manifests(latest: dict[str, dict], calendar: SchoolCalendar | Non
             if entry is None:
                 continue
             referral = entry["referral"]
-            row.update(pupil=f"{referral.greeting_name} {referral.legal_surname}",
+            row.update(pupil=referral.shown_name,
                        receiving_school=referral.receiving_school, route=referral.reintegration_reason,
                        reviews=",".join(d.isoformat() for d in entry["reviews"]),
                        settling_in_end=settling_in_end(referral.planned_return_date,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from xlsxwriter.utility import xl_col_to_name
+
 from pipeline.check.rules import rule_title
 from pipeline.core.files import atomic_path
 from pipeline.register.view import NEEDS_SENDING, TermView
@@ -73,20 +75,16 @@ def _register_sheet(wb, fmt: Formats, view: TermView) -> None:
     # highlights as conditional formats on the values written: Excel and LibreOffice show them, filters and
     # sorting keep them, and every row is written the fast way
     last = max(len(view.referrals), 1)
-    sent = _letter(_PLAN_SENT)
+    sent = xl_col_to_name(_PLAN_SENT)
     waiting = ",".join(f'${sent}2="{label}"' for label in NEEDS_SENDING)
     # the amber cell first: a rule added earlier wins where both apply, so a plan not sent shows in a red row too
     ws.conditional_format(1, _PLAN_SENT, last, _PLAN_SENT, {
         "type": "formula", "criteria": f"=OR({waiting})", "format": wb.add_format({"bg_color": NOT_SENT_FILL})})
-    overdue = _letter(HEADINGS.index("Reviews overdue"))
+    overdue = xl_col_to_name(HEADINGS.index("Reviews overdue"))
     ws.conditional_format(1, 0, last, len(HEADINGS) - 1, {
         "type": "formula", "criteria": f"=${overdue}2>0", "format": wb.add_format({"bg_color": OVERDUE_FILL})})
     ws.set_footer(f"&L&8As of {view.as_of:%d/%m/%Y}: red, a review overdue; amber, the plan not yet sent"
                   "&C&8&\"-,Bold\"OFFICIAL-SENSITIVE&R&8Page &P of &N")
-
-
-def _letter(col: int) -> str:
-    return chr(ord("A") + col)
 
 
 def _waiting_sheet(wb, fmt: Formats, view: TermView) -> None:

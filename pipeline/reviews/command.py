@@ -59,7 +59,7 @@ def review_tracker(tracker_path: str | Path, *, outbox: str | Path | None = None
 def _record_in_ledger(run, pupils, config: Config) -> str | None:
     """What this tracker says of each pupil's reviews, for the term register: in the ledger the run was
     recorded in (the config's, else the one beside the run folder); None, or the sentence saying why not."""
-    path = config.ledger if config.ledger else run.run_dir.parent / "ledger.sqlite3"
+    path = config.ledger_of(run.run_dir)
     if not Path(path).is_file():
         return None  # a run folder copied away from its outbox: there is no register to keep
     try:

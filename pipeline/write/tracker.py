@@ -23,7 +23,7 @@ OVERDUE_FILL = "#F8CBAD"
 
 
 def tracker_rows(referral, reviews: list[date]) -> list[tuple]:
-    pupil = f"{referral.greeting_name} {referral.legal_surname}"
+    pupil = referral.shown_name
     return [(referral.referral_id, pupil, referral.receiving_school, referral.key_worker, n, when, SCHEDULED, None, None)
             for n, when in enumerate(reviews, start=1)]
 
