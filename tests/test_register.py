@@ -277,3 +277,24 @@ def test_a_rerun_after_reviews_keeps_what_was_recorded_and_status_works_from_any
     status = cli("status", "--outbox", outbox, "--as-of", "2027-01-06")
     assert status.stdout.splitlines()[2].startswith("  Reviews: 1 held, 1 missed, ")
     assert register(outbox)[0] == rows
+
+
+def test_after_an_update_went_a_rerun_that_changes_nothing_shows_sent_as_send_judges_it(term):
+    """The register and `send` agree: a re-run's plan, as `run` wrote it, says what the school already has."""
+    folder, server = term
+    outbox = folder / "outbox"
+    assert cli("run", folder / EXAMPLE.name, "--as-of", RUN_DAY).exit_code == 1
+    cli("send", "outbox")
+    (run_dir,) = [p for p in outbox.iterdir() if p.is_dir()]
+    wb, ws = open_tracker(run_dir / "review-tracker.xlsx")
+    fill(ws, "HAV-00009", 1, status="Held")
+    wb.save(run_dir / "review-tracker.xlsx")
+    cli("reviews", run_dir / "review-tracker.xlsx", "--as-of", "2027-01-05")
+    assert register(outbox)[0]["HAV-00009"]["Plan sent"] == UPDATE_NOT_SENT
+    cli("send", "outbox")
+    assert register(outbox)[0]["HAV-00009"]["Plan sent"] == SENT
+    assert cli("run", folder / EXAMPLE.name, "--as-of", RUN_DAY).exit_code == 1  # the same workbook again
+    rows = register(outbox)[0]
+    assert rows["HAV-00009"]["Plan sent"] == SENT and rows["HAV-00009"]["Latest plan"] == "original"
+    dry = cli("send", "outbox", "--dry-run")
+    assert "HAV-00009: skipped" in dry.stdout and "already sent" in dry.stdout.split("HAV-00009: skipped")[1][:200]

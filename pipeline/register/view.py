@@ -288,7 +288,7 @@ def _latest_sends(db) -> dict[str, list[tuple]]:
 def _sent(history: list[tuple] | None, row: dict, latest_version: str) -> Sent | None:
     """The newest delivery (a real send before a draft); `current` when it carried this version: the same run,
     or the same substance (what `send` compares: a re-run that changed nothing for this pupil sends nothing),
-    and the plan's newest version (a reviewed plan written since is an update to send)."""
+    and, when the plan has a reviewed version, that version (one written since is an update to send)."""
     if not history:
         return None
     # what reached the school counts first, then a draft, then a refusal (once something went, a later
@@ -299,7 +299,9 @@ def _sent(history: list[tuple] | None, row: dict, latest_version: str) -> Sent |
     current = run_id == row["run_id"] or (substance is not None and substance == row["substance"])
     reviewed = review_date_of(Path(plan)) if plan else None
     version = f"reviewed {reviewed}" if reviewed else "original" if plan else ""
-    current = current and (not plan or version == latest_version)
+    # as `send` decides: a plan as `run` wrote it matches on substance alone; a reviewed version must be the one
+    # that went
+    current = current and (not plan or latest_version == "original" or version == latest_version)
     first = (recipients or "").split(", ")[0]
     return Sent(date.fromisoformat(at[:10]), status, version, domain_of(first) if first else "", run_id, current)
 
