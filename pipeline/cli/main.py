@@ -445,9 +445,10 @@ def template(path, force, quiet, verbose):
 # ------------------------------------------------------------------------------------------------- send
 
 def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = False, out: Output = Output(),
-                   session=None) -> int:
+                   session=None, register: bool = False) -> int:
     """Email (or draft) a run folder's documents, print the report, return 0 or 1. `session` shares one
-    connection and one retry deadline across the run folders of one command."""
+    connection and one retry deadline across the run folders of one command. `register`: bring the term
+    register beside the ledger the send wrote to up to date before the last line."""
     from pipeline.deliver.send import send_with_config
 
     live = config.email.get("transport") == "smtp" and not dry_run and not out.quiet  # retries as they happen
@@ -472,6 +473,8 @@ def send_after_run(run_dir, config, *, dry_run: bool = False, resend: bool = Fal
         out.next_step(f"Next: open each draft in {_shown(Path(run_dir))}/mail/ in Outlook, check it and press Send.")
     elif dry_run and report.planned:
         out.next_step(f"Next: the same without --dry-run does it: reintegrate send {folder}")
+    if register and not dry_run:  # the run folder's own outbox
+        _update_register(replace(config, outbox=Path(run_dir).parent), None, out)
     click.echo(printable(report.summary()))
     return report.exit_code
 
@@ -502,9 +505,7 @@ def send(run_dir, dry_run, resend, config_path, quiet, verbose):
     config = _config(config_path, out=out)
     run_dir = _run_folder(run_dir, out)
     try:
-        code = send_after_run(run_dir, config, dry_run=dry_run, resend=resend, out=out)
-        if not dry_run:  # beside the ledger send wrote to: the run folder's own outbox
-            _update_register(replace(config, outbox=run_dir.parent), None, out)
+        code = send_after_run(run_dir, config, dry_run=dry_run, resend=resend, out=out, register=True)
     except ConfigError as exc:
         _fail(out, str(exc), _config_hint(config_path, exc))
     except TemplateError as exc:
