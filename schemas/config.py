@@ -5,6 +5,8 @@ here it only has to be a table. `pipeline.core.config.load_config` turns the res
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load
 
 PATH_KEYS = ("outbox", "inbox", "templates_dir", "term_dates", "ledger")
@@ -66,11 +68,9 @@ class ConfigSchema(Schema):
 CONFIG_SCHEMA = ConfigSchema()
 
 
-def first_problem(messages: dict) -> str:
-    """The one sentence to show for a failed load: the first problem in `ORDER`."""
-    for key in ORDER:
-        if key in messages:
-            problem = messages[key]
-            return problem[0] if isinstance(problem, list) else str(problem)
-    key, problem = next(iter(messages.items()))
+def first_problem(messages: Mapping, order: tuple[str, ...] = ORDER) -> str:
+    """The one sentence to show for a failed load (marshmallow reports every problem at once): the first in
+    `order`, which lists the checks in the order the officer should meet them."""
+    key = next((k for k in order if messages.get(k)), None) or next(iter(messages))
+    problem = messages[key]
     return problem[0] if isinstance(problem, list) else str(problem)

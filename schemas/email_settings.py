@@ -18,6 +18,8 @@ from typing import Mapping
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validates_schema
 
+from schemas import config
+
 PASSWORD_ENV = "REINTEGRATE_SMTP_PASSWORD"  # where the SMTP password comes from: never the config file
 TRANSPORTS = ("files", "smtp")
 SECURITIES = {"starttls": 587, "ssl": 465, "none": 25}  # each with its usual port, the default
@@ -35,11 +37,8 @@ CHECK_ORDER = (PASSWORD, UNKNOWN, "transport", "security", "host", "username", "
 
 
 def first_problem(messages: Mapping[str, list[str]]) -> str:
-    """The message an officer sees: the first problem in `CHECK_ORDER`."""
-    for key in CHECK_ORDER:
-        if messages.get(key):
-            return messages[key][0]
-    return next(iter(messages.values()))[0]  # not reached: every problem has its key in CHECK_ORDER
+    """The message an officer sees: the first problem in `CHECK_ORDER` (`schemas.config.first_problem`)."""
+    return config.first_problem(messages, CHECK_ORDER)
 
 
 class _Setting(fields.Field):
